@@ -1,0 +1,104 @@
+"""`mcp-router serve | demo | stats`: the console entry point.
+
+Logging goes to stderr and is configured before anything else is imported, because on stdio the
+server's stdout is the protocol channel: one stray line there breaks every client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from mcp_router import __version__
+
+
+def _quiet_environment() -> None:
+    """Offline model loading and no progress bars: nothing may be fetched from a hub or drawn on stdout."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML config file (default: $MCP_ROUTER_CONFIG, else built-in)")
+    parser.add_argument("--db", help="SQLite database file (default: $MCP_ROUTER_DB, config, user data dir)")
+    parser.add_argument(
+        "--docs",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="index this folder as a collection (repeatable; the first is the default)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-router", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mcp-router {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("MCP_ROUTER_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
+    _config_arguments(serve)
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+
+    demo = commands.add_parser("demo", help="start the server over stdio and route a few calls through it")
+    _config_arguments(demo)
+
+    stats = commands.add_parser("stats", help="print the per-provider statistics of a database")
+    _config_arguments(stats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "ddgs", "primp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _quiet_environment()
+
+    from mcp_router.config import ConfigError, load_config, with_docs
+
+    try:
+        loaded = with_docs(load_config(args.config), args.docs)
+    except ConfigError as exc:
+        print(f"mcp-router: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    database = loaded.database_path(args.db)
+
+    if args.command == "serve":
+        from mcp_router.server import create_server
+
+        server = create_server(loaded, database)
+        if args.transport == "http":
+            server.run("streamable-http", host=args.host, port=args.port)
+        else:
+            server.run()
+    elif args.command == "demo":
+        from mcp_router.demo import run_demo
+
+        raise SystemExit(run_demo(args.config, args.db, args.docs))
+    elif args.command == "stats":
+        import anyio
+
+        from mcp_router.report import stats_table
+        from mcp_router.runtime import open_runtime
+        from mcp_router.stats import all_stats
+
+        runtime = open_runtime(loaded, database)
+        try:
+            print(f"database: {database}")
+            print(stats_table(all_stats(runtime.store, runtime.dispatcher.routes)))
+        finally:
+            anyio.run(runtime.aclose)

@@ -1,0 +1,106 @@
+"""`mcp-router demo`: the server as a real MCP client sees it.
+
+Starts `mcp-router serve` as a stdio subprocess on a fresh database, connects `mcp.Client`, routes
+a few `retrieve`, `llm_complete` and `search` calls, rates one, and prints every decision and the
+`router://stats` resource. It needs no key and no network; `search` offline ends in a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+from mcp_router.report import stats_table
+
+RETRIEVE_QUERIES = [
+    "How do I register mcp-router in Claude Desktop?",
+    "Where are API keys configured?",
+    "what happens when a provider fails",
+    "round-robin baseline router",
+]
+CHATS = [
+    "What is the capital of France? Answer in one sentence.",
+    "Name three primary colors.",
+    "Explain in one sentence what a router does.",
+]
+SEARCH_QUERIES = ["Model Context Protocol", "reciprocal rank fusion"]
+
+
+def _text(result: Any) -> str:
+    return " ".join(getattr(block, "text", "") for block in result.content).strip()
+
+
+def _summary(tool: str, data: dict[str, Any]) -> str:
+    if tool == "retrieve":
+        top = data["passages"][0] if data["passages"] else None
+        return f"{len(data['passages'])} passages; top: {top['id']}" if top else "no passage matched"
+    if tool == "search":
+        return (
+            f"{len(data['results'])} results; top: {data['results'][0]['url']}"
+            if data["results"]
+            else "0 results"
+        )
+    return json.dumps(data["text"][:70]) + f" ({data['usage']['completion_tokens']} tokens)"
+
+
+def _row(cells: list[Any]) -> str:
+    widths = (13, 20, 7, 22)
+    return "".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)) + str(cells[-1])
+
+
+async def _demo(server_args: list[str]) -> int:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "mcp_router", *server_args], env=dict(os.environ)
+    )
+    rows: list[list[Any]] = []
+    async with Client(params, read_timeout_seconds=120) as client:
+        tools = await client.list_tools()
+        print(
+            f"connected over stdio; protocol {client.protocol_version}; tools: "
+            f"{', '.join(t.name for t in tools.tools)}\n"
+        )
+        calls = [("retrieve", {"query": q, "k": 3}) for q in RETRIEVE_QUERIES]
+        calls += [
+            ("llm_complete", {"messages": [{"role": "user", "content": c}], "max_tokens": 48}) for c in CHATS
+        ]
+        calls += [("search", {"query": q, "k": 3}) for q in SEARCH_QUERIES]
+        first_ok: str | None = None
+        print(_row(["tool", "provider", "wall_s", "outcome", "result"]))
+        for tool, arguments in calls:
+            t0 = time.perf_counter()
+            result = await client.call_tool(tool, arguments)
+            wall = time.perf_counter() - t0
+            if result.is_error:
+                line = [tool, "-", f"{wall:.2f}", "error", _text(result)]
+            else:
+                data = result.structured_content
+                first_ok = first_ok or data["call_id"]
+                fallbacks = f" after {len(data['fallbacks'])} fallback(s)" if data["fallbacks"] else ""
+                line = [tool, data["provider"], f"{wall:.2f}", "ok" + fallbacks, _summary(tool, data)]
+            rows.append(line)
+            print(_row(line), flush=True)
+        if first_ok:
+            rated = await client.call_tool("feedback", {"call_id": first_ok, "score": 0.8})
+            print(f"\nfeedback on {first_ok}: {'error: ' + _text(rated) if rated.is_error else 'recorded'}")
+        stats = json.loads((await client.read_resource("router://stats")).contents[0].text)
+    print("\nrouter://stats")
+    print(stats_table(stats))
+    return 0 if all(r[3].startswith("ok") for r in rows if r[0] != "search") else 1
+
+
+def run_demo(config: str | None, db: str | None, docs: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="mcp-router-demo-") as scratch:
+        args = ["serve", "--db", db or os.path.join(scratch, "demo.db")]
+        if config:
+            args += ["--config", config]
+        for folder in docs:
+            args += ["--docs", os.path.abspath(folder)]
+        print(f"mcp-router demo: server `mcp-router {' '.join(args)}`")
+        return anyio.run(_demo, args)

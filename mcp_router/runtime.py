@@ -1,0 +1,71 @@
+"""Everything one server process holds while it runs, built from the config and closed on shutdown."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcp_router.config import TOOLS, LoadedConfig
+from mcp_router.dispatch import Arm, Dispatcher, ToolRoute
+from mcp_router.routing import ROUTERS
+from mcp_router.store import Store
+from providers import ProviderEnv, create_adapter
+from providers.http import new_client
+from providers.retrieve.collections import CollectionLibrary
+
+log = logging.getLogger("mcp_router")
+
+
+@dataclass
+class Runtime:
+    loaded: LoadedConfig
+    store: Store
+    env: ProviderEnv
+    dispatcher: Dispatcher
+
+    @property
+    def collections(self) -> CollectionLibrary:
+        return self.env.collections
+
+    async def aclose(self) -> None:
+        for route in self.dispatcher.routes.values():
+            for arm in route.arms.values():
+                await arm.adapter.aclose()
+        await self.env.http.aclose()
+        self.store.close()
+
+
+def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]:
+    routes: dict[str, ToolRoute] = {}
+    for tool in TOOLS:
+        tool_config = loaded.config.tool(tool)
+        arms = {
+            p.name: Arm(create_adapter(p.spec(), env), p.timeout_s) for p in tool_config.enabled_providers()
+        }
+        disabled = {p.name: why for p in tool_config.providers if (why := p.disabled_reason())}
+        router = ROUTERS[tool_config.router](tool, list(arms))
+        routes[tool] = ToolRoute(
+            tool=tool,
+            arms=arms,
+            router=router,
+            max_attempts=tool_config.max_attempts,
+            deadline_s=tool_config.timeout_s,
+            disabled=disabled,
+        )
+        log.info(
+            "%s: router %s over %s%s",
+            tool,
+            router.name,
+            list(arms) or "no provider",
+            f"; disabled {disabled}" if disabled else "",
+        )
+    return routes
+
+
+def open_runtime(loaded: LoadedConfig, database: Path) -> Runtime:
+    env = ProviderEnv(http=new_client(), collections=CollectionLibrary(loaded.collection_folders()))
+    store = Store(database)
+    return Runtime(
+        loaded=loaded, store=store, env=env, dispatcher=Dispatcher(build_routes(loaded, env), store)
+    )

@@ -1,0 +1,294 @@
+"""The MCP face of mcp-router: four tools, the router resources, and the lifespan that owns the runtime.
+
+`create_server` builds a fresh `MCPServer` for one configuration and database, so tests and the CLI
+run exactly the same server. Tool bodies only translate: validated arguments in, a dispatch call,
+a pydantic result or a `ToolError` out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.types import ToolAnnotations
+
+from mcp_router import __version__
+from mcp_router.config import TOOLS, LoadedConfig
+from mcp_router.dispatch import DispatchError, Served
+from mcp_router.routing import RouteContext
+from mcp_router.runtime import Runtime, open_runtime
+from mcp_router.schemas import (
+    CallId,
+    CollectionName,
+    Comment,
+    CompletionOutput,
+    FeedbackOutput,
+    Freshness,
+    MaxTokens,
+    Messages,
+    PassageOut,
+    Query,
+    RetrieveOutput,
+    Score,
+    SearchOutput,
+    SessionId,
+    Temperature,
+    TopK,
+    UsageOut,
+    WebResult,
+)
+from mcp_router.stats import all_stats, tool_stats
+from mcp_router.store import DuplicateFeedback, UnknownCall
+from providers.types import ChatMessage, CompletionRequest, RetrieveRequest, SearchRequest
+
+INSTRUCTIONS = (
+    "`search` finds web pages, `retrieve` finds passages in the user's own document collections, "
+    "`llm_complete` asks a language model. Each call is routed to the provider expected to serve it best; "
+    "rate a result with `feedback(call_id, score)` so routing improves. Router state: router://stats."
+)
+JSON = "application/json"
+LOOKUP = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+LOCAL_LOOKUP = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+GENERATE = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+RATE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+PROGRESS_INTERVAL_S = 1.0
+
+
+def _fallbacks(served: Served) -> list[str]:
+    return [f"{a.provider}: {a.status} ({a.error})" for a in served.attempts if a.status != "ok"]
+
+
+def _routed(served: Served) -> dict[str, Any]:
+    return {
+        "call_id": served.call_id,
+        "provider": served.provider,
+        "latency_s": round(served.latency_s, 4),
+        "fallbacks": _fallbacks(served),
+    }
+
+
+class Progress:
+    """Monotonic progress notifications for one request; a no-op when the client sent no progress token."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.step = 0
+
+    async def report(self, message: str) -> None:
+        self.step += 1
+        await self.ctx.report_progress(self.step, None, message)
+
+
+def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
+    holder: dict[str, Runtime] = {}
+
+    def runtime() -> Runtime:
+        # Static resources cannot receive a Context (SDK pitfall P4): they read the lifespan's runtime here.
+        if "rt" not in holder:
+            raise ResourceError("the server is not ready yet")
+        return holder["rt"]
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer) -> AsyncIterator[Runtime]:
+        rt = open_runtime(loaded, database)
+        holder["rt"] = rt
+        try:
+            yield rt
+        finally:
+            holder.pop("rt", None)
+            with anyio.CancelScope(shield=True):
+                await rt.aclose()
+
+    mcp = MCPServer("mcp-router", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+
+    async def dispatch(
+        tool: str, request: Any, text: str, summary: dict[str, Any], progress: Progress
+    ) -> Served:
+        rt = runtime()
+
+        async def on_attempt(provider: str, n: int) -> None:
+            await progress.report(f"attempt {n}: {provider}")
+
+        try:
+            return await rt.dispatcher.run(
+                tool, request, RouteContext(tool=tool, text=text), summary, on_attempt
+            )
+        except DispatchError as exc:
+            raise ToolError(str(exc)) from None
+
+    @mcp.tool(title="Web search", annotations=LOOKUP)
+    async def search(query: Query, ctx: Context, k: TopK = 5, freshness: Freshness = None) -> SearchOutput:
+        """Search the web. Returns up to k results (title, url, snippet, source) from the provider the
+        router picks; if it fails, the next provider is tried."""
+        served = await dispatch(
+            "search",
+            SearchRequest(query=query, k=k, freshness=freshness),
+            query,
+            {"query": query, "k": k, "freshness": freshness},
+            Progress(ctx),
+        )
+        results = [
+            WebResult(title=h.title, url=h.url, snippet=h.snippet, source=h.source) for h in served.result
+        ]
+        return SearchOutput(results=results[:k], **_routed(served))
+
+    @mcp.tool(title="Retrieve passages", annotations=LOCAL_LOOKUP)
+    async def retrieve(
+        query: Query, ctx: Context, k: TopK = 5, collection: CollectionName = None
+    ) -> RetrieveOutput:
+        """Find passages in the user's own document collections (local folders indexed by BM25 and
+        dense embeddings). Returns up to k passages with id, text, score and metadata (path, title)."""
+        library = runtime().collections
+        name = collection or library.default
+        if name is None:
+            raise ToolError(
+                'no collection is configured; add [collections.NAME] path = "FOLDER" to the config'
+            )
+        if library.get(name) is None:
+            raise ToolError(f"unknown collection {name!r}; use one of: {', '.join(library.names())}")
+        served = await dispatch(
+            "retrieve",
+            RetrieveRequest(query=query, collection=name, k=k),
+            query,
+            {"query": query, "k": k, "collection": name},
+            Progress(ctx),
+        )
+        passages = [
+            PassageOut(id=p.id, text=p.text, score=p.score, metadata=p.metadata) for p in served.result
+        ]
+        return RetrieveOutput(collection=name, passages=passages[:k], **_routed(served))
+
+    @mcp.tool(title="LLM completion", annotations=GENERATE)
+    async def llm_complete(
+        messages: Messages,
+        ctx: Context,
+        max_tokens: MaxTokens = 256,
+        temperature: Temperature = 0.0,
+        session_id: SessionId = None,
+    ) -> CompletionOutput:
+        """Answer a conversation with a language model chosen by the router (local models by default,
+        hosted ones when their API keys are set). Reports progress while it generates."""
+        chat = tuple(ChatMessage(role=m.role, content=m.content) for m in messages)
+        last_user = next(m.content for m in reversed(chat) if m.role == "user")
+        request = CompletionRequest(messages=chat, max_tokens=max_tokens, temperature=temperature)
+        summary = {
+            "messages": len(chat),
+            "last_user": last_user[:1000],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "session_id": session_id,
+        }
+        started = time.monotonic()
+        progress = Progress(ctx)
+
+        async def heartbeat() -> None:
+            # Progress keeps progress-aware host timeouts alive while a slow model generates.
+            while True:
+                await anyio.sleep(PROGRESS_INTERVAL_S)
+                await progress.report(f"generating ({time.monotonic() - started:.0f} s)")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(heartbeat)
+            try:
+                served = await dispatch("llm_complete", request, last_user, summary, progress)
+            finally:
+                tg.cancel_scope.cancel()
+        done = served.result
+        return CompletionOutput(
+            text=done.text,
+            model=done.model,
+            cost_usd=done.cost_usd,
+            finish_reason=done.finish_reason,
+            usage=UsageOut(
+                prompt_tokens=done.usage.prompt_tokens, completion_tokens=done.usage.completion_tokens
+            ),
+            **_routed(served),
+        )
+
+    @mcp.tool(title="Rate a result", annotations=RATE)
+    async def feedback(call_id: CallId, score: Score, comment: Comment = None) -> FeedbackOutput:
+        """Rate an earlier result of search, retrieve or llm_complete (0 = useless, 1 = perfect). The
+        router learns from it which provider serves best. Each call can be rated once."""
+        store = runtime().store
+        try:
+            arm = await anyio.to_thread.run_sync(store.add_feedback, call_id, score, "explicit", comment)
+        except UnknownCall:
+            raise ToolError(
+                f"unknown call_id {call_id!r}: no successful call with that id; "
+                "use the call_id returned by search, retrieve or llm_complete"
+            ) from None
+        except DuplicateFeedback:
+            raise ToolError(f"call {call_id} already has feedback; each call can be rated once") from None
+        return FeedbackOutput(call_id=call_id, score=score, tool=arm["tool"], provider=arm["provider"])
+
+    @mcp.resource(
+        "router://stats",
+        name="router-stats",
+        title="Router statistics",
+        mime_type=JSON,
+        description="Per tool and per provider: calls, share, success, latency mean/p95, quality.",
+    )
+    async def stats_all() -> str:
+        rt = runtime()
+        return json.dumps(all_stats(rt.store, rt.dispatcher.routes), indent=2)
+
+    @mcp.resource(
+        "router://stats/{tool}",
+        name="router-tool-stats",
+        title="Router statistics for one tool",
+        mime_type=JSON,
+        description="Statistics of one tool: search, retrieve or llm_complete.",
+    )
+    async def stats_tool(tool: str) -> str:
+        rt = runtime()
+        if tool not in rt.dispatcher.routes:
+            raise ResourceNotFoundError(f"unknown tool {tool!r}; use one of: {', '.join(TOOLS)}")
+        return json.dumps(tool_stats(rt.store, rt.dispatcher.routes[tool]), indent=2)
+
+    @mcp.resource(
+        "router://calls/recent",
+        name="router-recent-calls",
+        title="Recent routing decisions",
+        mime_type=JSON,
+        description="The last 20 calls: tool, order tried, attempts, outcome.",
+    )
+    async def recent_calls() -> str:
+        rt = runtime()
+        calls = await anyio.to_thread.run_sync(rt.store.recent_calls, 20)
+        return json.dumps({"calls": calls}, indent=2)
+
+    @mcp.resource(
+        "router://config",
+        name="router-config",
+        title="Effective configuration",
+        mime_type=JSON,
+        description="The configuration in force, with secrets redacted.",
+    )
+    async def config_resource() -> str:
+        rt = runtime()
+        return json.dumps(
+            {
+                "source": rt.loaded.source,
+                "database": str(rt.store.path),
+                "collections": {n: str(p) for n, p in rt.loaded.collection_folders()},
+                "config": rt.loaded.config.redacted(),
+            },
+            indent=2,
+        )
+
+    return mcp

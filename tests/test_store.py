@@ -1,0 +1,104 @@
+"""The SQLite store: schema versioning, WAL, atomic call records, sharing one file between processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from mcp_router.store import SCHEMA_VERSION, AttemptRecord, CallRecord, DuplicateFeedback, Store, UnknownCall, p95
+
+
+def record(call_id: str, *attempts: AttemptRecord, tool: str = "search") -> CallRecord:
+    return CallRecord(call_id=call_id, tool=tool, router="round-robin", ts=1.0, request={"query": "q"},
+                      attempts=list(attempts))
+
+
+OK = AttemptRecord("a", "ok", 0.2)
+FAIL = AttemptRecord("b", "unavailable", 0.1, "HTTP 503")
+
+
+def test_new_database_is_versioned_and_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    assert store.schema_version() == SCHEMA_VERSION
+    assert next(store.db.query("PRAGMA journal_mode"))["journal_mode"] == "wal"
+    store.close()
+    reopened = Store(tmp_path / "r.db")  # migrations do not run twice
+    assert reopened.schema_version() == SCHEMA_VERSION and reopened.count("calls") == 0
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "r.db").close()
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(RuntimeError, match="upgrade mcp-router"):
+        Store(tmp_path / "r.db")
+
+
+def test_call_attempts_and_arm_state_are_written_together(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    store.record_call(record("call_1", FAIL, OK))
+    states = store.arm_states("search")
+    assert (states["a"]["calls"], states["a"]["ok"]) == (1, 1)
+    assert (states["b"]["failures"], states["b"]["last_error"]) == (1, "HTTP 503")
+    (call,) = store.recent_calls()
+    assert call["status"] == "ok" and call["provider"] == "a" and call["attempts"][0]["status"] == "unavailable"
+    assert call["latency_s"] == pytest.approx(0.3)
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    store.record_call(record("call_1", OK))
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record_call(record("call_1", OK, OK))  # same id: the whole transaction rolls back
+    assert store.count("calls") == 1 and store.count("attempts") == 1
+    assert store.arm_states("search")["a"]["calls"] == 1
+
+
+def test_feedback_needs_a_served_call_and_comes_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    store.record_call(record("call_ok", OK))
+    store.record_call(record("call_failed", FAIL))
+    assert store.add_feedback("call_ok", 0.5, "explicit") == {"tool": "search", "provider": "a"}
+    with pytest.raises(DuplicateFeedback):
+        store.add_feedback("call_ok", 0.9, "explicit")
+    for missing in ("call_failed", "call_unknown"):
+        with pytest.raises(UnknownCall):
+            store.add_feedback(missing, 0.5, "explicit")
+    assert store.arm_states("search")["a"]["quality_sum"] == 0.5
+
+
+def test_two_connections_share_one_file(tmp_path: Path) -> None:
+    stores = [Store(tmp_path / "r.db"), Store(tmp_path / "r.db")]
+
+    def write(i: int) -> None:
+        for n in range(50):
+            stores[i].record_call(record(f"call_{i}_{n}", OK))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert stores[0].count("calls") == 100 and stores[1].arm_states("search")["a"]["calls"] == 100
+
+
+def test_p95() -> None:
+    assert p95([]) is None
+    assert p95([1.0]) == 1.0
+    assert p95([float(i) for i in range(1, 101)]) == 95.0
+
+
+def test_stats_command_prints_table(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    store.record_call(record("call_1", AttemptRecord("bm25", "ok", 0.01), tool="retrieve"))
+    store.close()
+    done = subprocess.run([sys.executable, "-m", "mcp_router", "stats", "--db", str(tmp_path / "r.db")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("retrieve") and " bm25 " in x)
+    assert line.split()[2:5] == ["1", "1", "0"]

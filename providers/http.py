@@ -7,7 +7,9 @@ way and no adapter can forget to hide its key: messages carry the provider name 
 from __future__ import annotations
 
 import email.utils
+import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -28,9 +30,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # "inf", "nan" and "1e400" parse as floats but say nothing usable
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -40,32 +44,41 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _error_detail(response: httpx.Response) -> str:
-    """A short, key-free description of an error body: the provider's own message when it has one."""
+def _error_parts(response: httpx.Response, redact: Sequence[str] = ()) -> tuple[str, str]:
+    """(message, codes) of an error body: the provider's own short message, key-free, and the
+    `error.code`/`error.type` words where OpenAI-style APIs signal `insufficient_quota`.
+
+    Some servers echo the key they rejected, so every string in `redact` is masked (before truncating).
+    """
     try:
         body = response.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            msg = err.get("message") or err.get("info") or err.get("code")
-            if isinstance(msg, str):
-                return msg[:200]
-        elif isinstance(err, str):
-            return err[:200]
-    return ""
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to decode
+        return "", ""
+    err = body.get("error", body) if isinstance(body, dict) else None
+    msg: Any = None
+    codes = ""
+    if isinstance(err, dict):
+        msg = err.get("message") or err.get("info") or err.get("code")
+        codes = " ".join(v for v in (err.get("code"), err.get("type")) if isinstance(v, str))
+    elif isinstance(err, str):
+        msg = err
+    if not isinstance(msg, str):
+        return "", codes
+    for secret in redact:
+        if secret:
+            msg = msg.replace(secret, "***")
+    return msg[:200], codes
 
 
-def check_status(provider: str, response: httpx.Response) -> None:
-    """Raise the project's error type for a non-2xx response."""
+def check_status(provider: str, response: httpx.Response, *, redact: Sequence[str] = ()) -> None:
+    """Raise the project's error type for a non-2xx response; `redact` lists secrets to mask."""
     status = response.status_code
     if 200 <= status < 300:
         return
-    detail = _error_detail(response)
+    detail, codes = _error_parts(response, redact)
     text = f"HTTP {status}" + (f": {detail}" if detail else "")
     if status == 429:
-        if "insufficient_quota" in detail or "quota" in detail.lower():
+        if "quota" in detail.lower() or "insufficient_quota" in codes:
             raise Unavailable(provider, text)
         raise RateLimited(provider, text, parse_retry_after(response.headers.get("retry-after")))
     if status in (401, 403):
@@ -80,22 +93,32 @@ def check_status(provider: str, response: httpx.Response) -> None:
 def json_body(provider: str, response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: valid JSON nested too deeply to decode
         kind = response.headers.get("content-type", "unknown content type")
         raise BadResponse(provider, f"HTTP {response.status_code} body is not JSON ({kind})") from None
 
 
 async def request_json(
-    provider: str, client: httpx.AsyncClient, method: str, url: str, *, timeout: float, **kwargs: Any
+    provider: str,
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    redact: Sequence[str] = (),
+    **kwargs: Any,
 ) -> Any:
-    """Send one request and return its decoded JSON body, or raise a `ProviderError`."""
+    """Send one request and return its decoded JSON body, or raise a `ProviderError`.
+
+    `redact` lists secrets sent with the request (API keys) that must not appear in an error message.
+    """
     try:
         response = await client.request(method, url, timeout=timeout, **kwargs)
     except httpx.TimeoutException:
         raise Unavailable(provider, f"timed out after {timeout:g} s") from None
     except httpx.HTTPError as exc:
         raise Unavailable(provider, f"cannot reach {httpx.URL(url).host}: {type(exc).__name__}") from None
-    check_status(provider, response)
+    check_status(provider, response, redact=redact)
     return json_body(provider, response)
 
 

@@ -49,16 +49,21 @@ def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[tools.search]\nmax_atempts = 3\n', "tools.search.max_atempts (line 2): unknown key"),
-        ('[tools.search]\n\n[[tools.search.providers]]\nname = "w"\ntype = "wikipedia"\ntimeout_s = -1\n',
-         "tools.search.providers.0.timeout_s (line 6): Input should be greater than 0"),
+        ("[tools.search]\nmax_atempts = 3\n", "tools.search.max_atempts (line 2): unknown key"),
+        (
+            '[tools.search]\n\n[[tools.search.providers]]\nname = "w"\ntype = "wikipedia"\ntimeout_s = -1\n',
+            "tools.search.providers.0.timeout_s (line 6): Input should be greater than 0",
+        ),
         ('[[tools.search.providers]]\nname = "x"\ntype = "brave-ish"\n', "unknown provider type 'brave-ish'"),
         ('[[tools.search.providers]]\nname = "b"\ntype = "bm25"\n', "serves `retrieve`, not `search`"),
         ('[tools.web]\nrouter = "round-robin"\n', "tools.web"),
         ('[tools.search]\nrouter = "oracle"\n', "tools.search.router (line 2)"),
-        ('database = \n', "TOML syntax error"),
-        ('[[tools.search.providers]]\nname = "a"\ntype = "wikipedia"\n[[tools.search.providers]]\n'
-         'name = "a"\ntype = "ddgs"\n', "provider name 'a' appears twice"),
+        ("database = \n", "TOML syntax error"),
+        (
+            '[[tools.search.providers]]\nname = "a"\ntype = "wikipedia"\n[[tools.search.providers]]\n'
+            'name = "a"\ntype = "ddgs"\n',
+            "provider name 'a' appears twice",
+        ),
     ],
 )
 def test_invalid_config_names_key_and_line(tmp_path: Path, text: str, expected: str) -> None:
@@ -91,7 +96,11 @@ def test_docs_folder_becomes_default_collection(tmp_path: Path, notes_dir: Path)
 
 def test_cli_reports_invalid_config_and_exits_2(tmp_path: Path) -> None:
     path = write(tmp_path, "[tools.search]\ntimeout = 3\n")
-    done = subprocess.run([sys.executable, "-m", "mcp_router", "serve", "--config", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "mcp_router", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert "tools.search.timeout (line 2): unknown key" in done.stderr

@@ -10,12 +10,18 @@ import pytest
 
 @pytest.mark.slow
 def test_demo_routes_every_tool_and_prints_stats() -> None:
-    done = subprocess.run([sys.executable, "-m", "mcp_router", "demo"], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "mcp_router", "demo"], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    decisions = [line.split() for line in lines if line.split()[:1] in (["retrieve"], ["llm_complete"])
-                 and len(line.split()) > 3 and line.split()[3].startswith("ok")]
+    decisions = [
+        line.split()
+        for line in lines
+        if line.split()[:1] in (["retrieve"], ["llm_complete"])
+        and len(line.split()) > 3
+        and line.split()[3].startswith("ok")
+    ]
     assert {d[1] for d in decisions if d[0] == "retrieve"} == {"bm25", "dense", "hybrid"}
     assert {d[1] for d in decisions if d[0] == "llm_complete"} == {"smollm2-135m-local", "gemma3-270m-local"}
     stats_at = lines.index("router://stats")

@@ -53,7 +53,7 @@ async def test_api_key_never_reaches_output_resources_or_database(
 name = "hosted"
 type = "openai"
 model = "gpt-test"
-base_url = "{CLOSED_PORT_URL.removesuffix('/w/api.php')}/v1"
+base_url = "{CLOSED_PORT_URL.removesuffix("/w/api.php")}/v1"
 api_key_env = "TEST_LLM_KEY"
 timeout_s = 2
 options = {{ organization_token = "{SECRET}" }}
@@ -68,7 +68,12 @@ options = {{ organization_token = "{SECRET}" }}
                 "llm_complete", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
             )
             seen.append(result.model_dump_json())
-        for uri in ("router://stats", "router://stats/llm_complete", "router://calls/recent", "router://config"):
+        for uri in (
+            "router://stats",
+            "router://stats/llm_complete",
+            "router://calls/recent",
+            "router://config",
+        ):
             seen.append((await client.read_resource(uri)).contents[0].text)
     joined = "\n".join(seen)
     assert "hosted: unavailable" in joined  # the failure is reported ...

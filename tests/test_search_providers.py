@@ -43,14 +43,14 @@ MANDELA = wiki_search_body(
         wiki_result(
             "Winnie Madikizela-Mandela",
             158581,
-            "Winnie Madikizela-<span class=\"searchmatch\">Mandela</span> was a South African &quot;Mother "
-            "of the Nation&quot;, the second wife of <span class=\"searchmatch\">Nelson</span> ",
+            'Winnie Madikizela-<span class="searchmatch">Mandela</span> was a South African &quot;Mother '
+            'of the Nation&quot;, the second wife of <span class="searchmatch">Nelson</span> ',
         ),
         wiki_result(
             "Death of Nelson Mandela",
             41284488,
-            "On 5 December 2013, <span class=\"searchmatch\">Nelson</span> "
-            "<span class=\"searchmatch\">Mandela</span>, the first President of South Africa&#039;s "
+            'On 5 December 2013, <span class="searchmatch">Nelson</span> '
+            '<span class="searchmatch">Mandela</span>, the first President of South Africa&#039;s '
             "democratic era, died",
         ),
     ],
@@ -136,8 +136,8 @@ async def test_wikipedia_url_quotes_special_titles_and_follows_language(env: Pro
     german = adapter(env, "wikipedia", "wiki-de", options={"language": "de"})
     body = wiki_search_body(
         [
-            wiki_result("C++", 72038, "<span class=\"searchmatch\">C++</span> ist eine Programmiersprache"),
-            wiki_result("Café de Flore", 3047718, "Das <span class=\"searchmatch\">Café</span>"),
+            wiki_result("C++", 72038, '<span class="searchmatch">C++</span> ist eine Programmiersprache'),
+            wiki_result("Café de Flore", 3047718, 'Das <span class="searchmatch">Café</span>'),
             wiki_result("AC/DC", 1134, "Rockband"),
         ]
     )
@@ -288,8 +288,8 @@ async def test_wikipedia_503_is_unavailable(wiki: WikipediaSearch) -> None:
 @pytest.mark.anyio
 async def test_wikipedia_html_error_page_is_unavailable(wiki: WikipediaSearch) -> None:
     page = (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Wikimedia Error</title>"
-        "</head><body><div class=\"content\"><h1>Error</h1><p>Our servers are currently under "
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Wikimedia Error</title>'
+        '</head><body><div class="content"><h1>Error</h1><p>Our servers are currently under '
         "maintenance or experiencing a technical issue. Please try again in a few minutes.</p>"
         "<p>Request from 203.0.113.7 via cp3066 cp3066, Varnish XID 123456789<br>Upstream caches: "
         "cp3066 int<br>Error: 502, Next Hop Connection Failed at 2026-01-01 00:00:00 GMT</p></div>"
@@ -348,7 +348,9 @@ async def test_wikipedia_wrong_shape_is_bad_response(wiki: WikipediaSearch, body
 @pytest.mark.anyio
 async def test_wikipedia_connection_error_is_unavailable(wiki: WikipediaSearch) -> None:
     with respx.mock() as router:
-        router.get(API).mock(side_effect=httpx.ConnectError("[Errno -3] Temporary failure in name resolution"))
+        router.get(API).mock(
+            side_effect=httpx.ConnectError("[Errno -3] Temporary failure in name resolution")
+        )
         with pytest.raises(Unavailable) as caught:
             await wiki.call(SearchRequest("x"))
     assert caught.value.message == "cannot reach en.wikipedia.org: ConnectError"

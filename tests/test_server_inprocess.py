@@ -56,7 +56,9 @@ async def test_tools_list_publishes_four_tools_with_schemas_and_annotations(clie
 
 
 async def test_retrieve_returns_passages_from_named_collection(client: Client) -> None:
-    result = await client.call_tool("retrieve", {"query": "tomatoes sun watering", "k": 2, "collection": "notes"})
+    result = await client.call_tool(
+        "retrieve", {"query": "tomatoes sun watering", "k": 2, "collection": "notes"}
+    )
     assert not result.is_error, result
     data = result.structured_content
     assert data["collection"] == "notes" and data["provider"] in {"bm25", "hybrid"}
@@ -109,7 +111,9 @@ async def test_llm_complete_reports_progress_and_usage(client: Client) -> None:
 
 
 async def test_feedback_records_quality_once(client: Client) -> None:
-    served = (await client.call_tool("retrieve", {"query": "sourdough", "collection": "notes"})).structured_content
+    served = (
+        await client.call_tool("retrieve", {"query": "sourdough", "collection": "notes"})
+    ).structured_content
     ok = await client.call_tool("feedback", {"call_id": served["call_id"], "score": 0.75, "comment": "good"})
     assert not ok.is_error and ok.structured_content["provider"] == served["provider"]
     stats = await read_json(client, "router://stats/retrieve")
@@ -128,9 +132,17 @@ async def test_feedback_records_quality_once(client: Client) -> None:
         ("search", {"query": "   "}, "only whitespace"),
         ("search", {"query": "x", "k": 0}, "greater than or equal to 1"),
         ("retrieve", {"query": "x", "k": 21}, "less than or equal to 20"),
-        ("retrieve", {"query": "x", "collection": "nope"}, "unknown collection 'nope'; use one of: docs, notes"),
+        (
+            "retrieve",
+            {"query": "x", "collection": "nope"},
+            "unknown collection 'nope'; use one of: docs, notes",
+        ),
         ("llm_complete", {"messages": []}, "at least 1 item"),
-        ("llm_complete", {"messages": [{"role": "robot", "content": "hi"}]}, "'system', 'user' or 'assistant'"),
+        (
+            "llm_complete",
+            {"messages": [{"role": "robot", "content": "hi"}]},
+            "'system', 'user' or 'assistant'",
+        ),
         ("llm_complete", {"messages": [{"role": "system", "content": "be brief"}]}, "role 'user'"),
         ("llm_complete", {"messages": "hello"}, "messages"),
         ("llm_complete", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens"),
@@ -170,4 +182,7 @@ async def test_every_resource_reads_back_valid_json(client: Client) -> None:
     assert recent["calls"][0]["decision"]["order"][0] == recent["calls"][0]["attempts"][0]["provider"]
     config = await read_json(client, "router://config")
     assert config["collections"]["notes"].endswith("notes")
-    assert [p["name"] for p in config["config"]["tools"]["search"]["providers"]] == ["wiki-down", "wiki-local"]
+    assert [p["name"] for p in config["config"]["tools"]["search"]["providers"]] == [
+        "wiki-down",
+        "wiki-local",
+    ]

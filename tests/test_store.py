@@ -10,12 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from mcp_router.store import SCHEMA_VERSION, AttemptRecord, CallRecord, DuplicateFeedback, Store, UnknownCall, p95
+from mcp_router.store import (
+    SCHEMA_VERSION,
+    AttemptRecord,
+    CallRecord,
+    DuplicateFeedback,
+    Store,
+    UnknownCall,
+    p95,
+)
 
 
 def record(call_id: str, *attempts: AttemptRecord, tool: str = "search") -> CallRecord:
-    return CallRecord(call_id=call_id, tool=tool, router="round-robin", ts=1.0, request={"query": "q"},
-                      attempts=list(attempts))
+    return CallRecord(
+        call_id=call_id,
+        tool=tool,
+        router="round-robin",
+        ts=1.0,
+        request={"query": "q"},
+        attempts=list(attempts),
+    )
 
 
 OK = AttemptRecord("a", "ok", 0.2)
@@ -46,7 +60,9 @@ def test_call_attempts_and_arm_state_are_written_together(tmp_path: Path) -> Non
     assert (states["a"]["calls"], states["a"]["ok"]) == (1, 1)
     assert (states["b"]["failures"], states["b"]["last_error"]) == (1, "HTTP 503")
     (call,) = store.recent_calls()
-    assert call["status"] == "ok" and call["provider"] == "a" and call["attempts"][0]["status"] == "unavailable"
+    assert (
+        call["status"] == "ok" and call["provider"] == "a" and call["attempts"][0]["status"] == "unavailable"
+    )
     assert call["latency_s"] == pytest.approx(0.3)
 
 
@@ -97,8 +113,12 @@ def test_stats_command_prints_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     store.record_call(record("call_1", AttemptRecord("bm25", "ok", 0.01), tool="retrieve"))
     store.close()
-    done = subprocess.run([sys.executable, "-m", "mcp_router", "stats", "--db", str(tmp_path / "r.db")],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "mcp_router", "stats", "--db", str(tmp_path / "r.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("retrieve") and " bm25 " in x)
     assert line.split()[2:5] == ["1", "1", "0"]

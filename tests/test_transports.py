@@ -18,13 +18,27 @@ pytestmark = pytest.mark.slow
 
 
 def serve_command(config_file: Path, db: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "mcp_router", "serve", "--config", str(config_file), "--db", str(db), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "mcp_router",
+        "serve",
+        "--config",
+        str(config_file),
+        "--db",
+        str(db),
+        *extra,
+    ]
 
 
 def test_stdout_carries_only_jsonrpc(config_file: Path, tmp_path: Path) -> None:
     process = subprocess.Popen(
-        serve_command(config_file, tmp_path / "r.db"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, env={**os.environ, "MCP_ROUTER_LOG_LEVEL": "DEBUG"},
+        serve_command(config_file, tmp_path / "r.db"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "MCP_ROUTER_LOG_LEVEL": "DEBUG"},
     )
 
     def send(message: dict) -> None:
@@ -32,13 +46,39 @@ def test_stdout_carries_only_jsonrpc(config_file: Path, tmp_path: Path) -> None:
         process.stdin.flush()
 
     try:
-        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
+        send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+            }
+        )
         send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "llm_complete", "_meta": {"progressToken": "p1"},
-            "arguments": {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}}})
-        send({"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": "router://stats/search"}})
+        send(
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {
+                    "name": "llm_complete",
+                    "_meta": {"progressToken": "p1"},
+                    "arguments": {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8},
+                },
+            }
+        )
+        send(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "resources/read",
+                "params": {"uri": "router://stats/search"},
+            }
+        )
         messages = []
         while len([m for m in messages if "id" in m]) < 3:
             line = process.stdout.readline()
@@ -78,8 +118,11 @@ def free_port() -> int:
 def http_url(config_file: Path, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = open(tmp_path / "http.log", "w")  # noqa: SIM115 - closed in finally
-    process = subprocess.Popen(serve_command(config_file, tmp_path / "r.db", "--transport", "http", "--port",
-                                             str(port)), stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        serve_command(config_file, tmp_path / "r.db", "--transport", "http", "--port", str(port)),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

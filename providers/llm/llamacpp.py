@@ -6,6 +6,7 @@ thread-safe, so each has its own lock, and generation runs in a worker thread to
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -65,6 +66,18 @@ def _loaded(path: str, n_ctx: int, n_threads: int) -> _LoadedModel:
         if key not in _models:
             _models[key] = _LoadedModel(path, n_ctx, n_threads)
         return _models[key]
+
+
+@atexit.register
+def _free_models() -> None:
+    """Free the models before interpreter shutdown, where `Llama.__del__` would find llama_cpp's
+    functions already torn down and print a `TypeError` traceback for each model."""
+    with _models_lock:
+        for model in _models.values():
+            if model.lock.acquire(timeout=5):  # not while a worker thread is still generating
+                model.llama.close()
+                model.lock.release()
+        _models.clear()
 
 
 class LlamaCppChat(Adapter[CompletionRequest, Completion]):

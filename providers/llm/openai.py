@@ -11,6 +11,7 @@ from providers.base import Adapter
 from providers.errors import BadRequest
 from providers.http import request_json, require
 from providers.llm.cost import completion_cost
+from providers.text import utf8_safe
 from providers.types import Completion, CompletionRequest, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -41,6 +42,7 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
             json=payload,
             headers=headers,
             timeout=self.spec.timeout_s,
+            redact=(self.spec.api_key.reveal(),) if self.spec.api_key else (),
         )
         return self.parse(body)
 
@@ -60,16 +62,17 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
         completion_tokens = usage_body.get("completion_tokens", 0)
         require(
             self.name,
-            isinstance(prompt_tokens, int)
-            and isinstance(completion_tokens, int)
-            and prompt_tokens >= 0
-            and completion_tokens >= 0,
+            # `type() is int` rejects JSON booleans; the bound keeps the cost a finite float
+            type(prompt_tokens) is int
+            and type(completion_tokens) is int
+            and 0 <= prompt_tokens < 2**53
+            and 0 <= completion_tokens < 2**53,
             "token counts are not non-negative integers",
         )
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         model = body.get("model")
         return Completion(
-            text=content or "",
+            text=utf8_safe(content or ""),
             model=model if isinstance(model, str) and model else str(self.spec.model),
             usage=usage,
             cost_usd=completion_cost(self.spec, usage),

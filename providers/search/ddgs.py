@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import anyio
 
 from providers.base import Adapter
 from providers.errors import BadResponse, RateLimited, Unavailable
-from providers.search.html import strip_html
+from providers.text import strip_html, utf8_safe
 from providers.types import SearchHit, SearchRequest
 
 _TIMELIMIT = {"day": "d", "week": "w", "month": "m", "year": "y"}
@@ -20,6 +21,8 @@ _TIMELIMIT = {"day": "d", "week": "w", "month": "m", "year": "y"}
 def _describe(exc: Exception) -> str:
     """ddgs folds every engine's failure into one long message; keep what a user can act on."""
     text = str(exc)
+    if "no results found" in text.lower():
+        return ""
     if "DNS" in text or "error sending request" in text or "connect" in text.lower():
         return "cannot reach any search engine (network error; is this machine offline?)"
     return f"search failed: {text[:160] or type(exc).__name__}"
@@ -41,7 +44,8 @@ class DuckDuckGoSearch(Adapter[SearchRequest, list[SearchHit]]):
             raise Unavailable(self.name, "the `ddgs` package is not installed") from None
         options = self.spec.options
         try:
-            client = DDGS(proxy=options.get("proxy"), timeout=int(self.spec.timeout_s))
+            # ddgs takes whole seconds and waits 0 s at timeout=0, so round a sub-second timeout up, not down
+            client = DDGS(proxy=options.get("proxy"), timeout=max(1, math.ceil(self.spec.timeout_s)))
             return client.text(
                 request.query,
                 region=str(options.get("region", "us-en")),
@@ -55,7 +59,10 @@ class DuckDuckGoSearch(Adapter[SearchRequest, list[SearchHit]]):
         except TimeoutException:
             raise Unavailable(self.name, f"timed out after {self.spec.timeout_s:g} s") from None
         except DDGSException as exc:
-            raise Unavailable(self.name, _describe(exc)) from None
+            message = _describe(exc)
+            if not message:  # ddgs signals "nothing matched" with an exception; that is an empty answer
+                return []
+            raise Unavailable(self.name, message) from None
 
     def parse(self, rows: Any) -> list[SearchHit]:
         if not isinstance(rows, list):
@@ -67,7 +74,7 @@ class DuckDuckGoSearch(Adapter[SearchRequest, list[SearchHit]]):
             hits.append(
                 SearchHit(
                     title=strip_html(str(row.get("title", ""))),
-                    url=row["href"],
+                    url=utf8_safe(row["href"]),
                     snippet=strip_html(str(row.get("body", ""))),
                     source="ddgs",
                 )

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from providers.base import Adapter
 from providers.errors import BadRequest, RateLimited
 from providers.http import request_json, require
-from providers.search.html import strip_html
+from providers.text import strip_html, utf8_safe
 from providers.types import SearchHit, SearchRequest
 
 
@@ -71,11 +71,13 @@ class WikipediaSearch(Adapter[SearchRequest, list[SearchHit]]):
                 "result without title",
             )
             title = item["title"]
-            url = f"https://{self.language}.wikipedia.org/wiki/{quote(title.replace(' ', '_'))}"
+            # errors="replace": a lone surrogate (JSON "\ud800") cannot be UTF-8 encoded into the URL
+            path = quote(title.replace(" ", "_"), errors="replace")
+            url = f"https://{self.language}.wikipedia.org/wiki/{path}"
             snippet = item.get("snippet", "")
             hits.append(
                 SearchHit(
-                    title=title,
+                    title=utf8_safe(title),
                     url=url,
                     snippet=strip_html(snippet if isinstance(snippet, str) else ""),
                     source="wikipedia",

@@ -81,6 +81,17 @@ def notes_dir(tmp_path: Path) -> Path:
     return notes
 
 
+def wiki_provider(name: str, base_url: str, timeout_s: float = 5) -> str:
+    """A `[[tools.search.providers]]` block for the wikipedia adapter pointed at `base_url`."""
+    return f"""
+[[tools.search.providers]]
+name = "{name}"
+type = "wikipedia"
+base_url = "{base_url}"
+timeout_s = {timeout_s}
+"""
+
+
 def router_config(wiki_url: str, notes_dir: Path, extra: str = "") -> str:
     """A config for tests: search falls back from a dead arm to the loopback MediaWiki, retrieve and
     llm_complete use the real local arms."""
@@ -94,18 +105,8 @@ path = "{notes_dir}"
 [tools.search]
 max_attempts = 3
 timeout_s = 20
-
-[[tools.search.providers]]
-name = "wiki-down"
-type = "wikipedia"
-base_url = "{CLOSED_PORT_URL}"
-timeout_s = 2
-
-[[tools.search.providers]]
-name = "wiki-local"
-type = "wikipedia"
-base_url = "{wiki_url}"
-timeout_s = 5
+{wiki_provider("wiki-down", CLOSED_PORT_URL, timeout_s=2)}
+{wiki_provider("wiki-local", wiki_url)}
 
 [tools.retrieve]
 [[tools.retrieve.providers]]

@@ -11,7 +11,7 @@ from mcp import Client
 
 from mcp_router.config import load_config
 from mcp_router.server import create_server
-from tests.conftest import CLOSED_PORT_URL, router_config
+from tests.conftest import CLOSED_PORT_URL, router_config, wiki_provider
 
 pytestmark = pytest.mark.anyio
 SECRET = "sk-test-SECRET-9f8e7d6c5b4a"
@@ -87,14 +87,7 @@ options = {{ organization_token = "{SECRET}" }}
 
 async def test_all_providers_failing_names_each_failure(tmp_path: Path, notes_dir: Path) -> None:
     config = tmp_path / "dead.toml"
-    config.write_text(f"""
-[tools.search]
-[[tools.search.providers]]
-name = "only-dead"
-type = "wikipedia"
-base_url = "{CLOSED_PORT_URL}"
-timeout_s = 2
-""")
+    config.write_text("[tools.search]\n" + wiki_provider("only-dead", CLOSED_PORT_URL, timeout_s=2))
     async with Client(create_server(load_config(config), tmp_path / "r.db"), cache=None) as client:
         result = await client.call_tool("search", {"query": "anything"})
         retrieve = await client.call_tool("retrieve", {"query": "anything"})
@@ -107,19 +100,9 @@ timeout_s = 2
 async def test_slow_provider_times_out_and_falls_back(tmp_path: Path, wiki_url: str) -> None:
     slow_url = wiki_url.replace("/w/api.php", "/slow/w/api.php")
     config = tmp_path / "slow.toml"
-    config.write_text(f"""
-[tools.search]
-[[tools.search.providers]]
-name = "slow"
-type = "wikipedia"
-base_url = "{slow_url}"
-timeout_s = 0.5
-
-[[tools.search.providers]]
-name = "fast"
-type = "wikipedia"
-base_url = "{wiki_url}"
-""")
+    config.write_text(
+        "[tools.search]\n" + wiki_provider("slow", slow_url, timeout_s=0.5) + wiki_provider("fast", wiki_url)
+    )
     async with Client(create_server(load_config(config), tmp_path / "r.db"), cache=None) as client:
         result = await client.call_tool("search", {"query": "q"})
         recent = json.loads((await client.read_resource("router://calls/recent")).contents[0].text)

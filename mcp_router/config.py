@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mcp_router.routing import ROUTER_NAMES, LQMParams
 from providers import ProviderSpec, Secret, adapter_class, known_types
 
 ToolName = Literal["search", "retrieve", "llm_complete"]
@@ -47,6 +48,7 @@ class ProviderConfig(_Strict):
     api_key_env: str | None = None
     input_cost_per_token: float = Field(default=0.0, ge=0)
     output_cost_per_token: float = Field(default=0.0, ge=0)
+    max_inflight: int | None = Field(default=None, ge=1)  # in-flight cap; also the router's capacity c_i
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("type")
@@ -90,11 +92,31 @@ class ProviderConfig(_Strict):
         )
 
 
+# Reference cycle time per tool (the tool's latency SLO): τ̃ = 1 at L_ref, so the penalty caps at ×0.5.
+DEFAULT_L_REF_S: dict[str, float] = {"search": 1.5, "retrieve": 0.5, "llm_complete": 8.0}
+
+
 class ToolConfig(_Strict):
-    router: Literal["round-robin"] = "round-robin"
+    router: str = "lqm"
+    l_ref_s: float | None = Field(default=None, gt=0, le=600)  # None: the tool's default
     max_attempts: int = Field(default=3, ge=1, le=10)
     timeout_s: float = Field(default=45.0, gt=0, le=600)
+    seed: int = 0
+    lqm: dict[str, Any] = Field(default_factory=dict)  # LQM-ContextRoute parameters (see routing/lqm.py)
     providers: list[ProviderConfig] = Field(default_factory=list)
+
+    @field_validator("router")
+    @classmethod
+    def _known_router(cls, value: str) -> str:
+        if value not in ROUTER_NAMES:
+            raise ValueError(f"unknown router {value!r}; use one of: {', '.join(ROUTER_NAMES)}")
+        return value
+
+    @field_validator("lqm")
+    @classmethod
+    def _known_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        LQMParams.from_mapping(value)  # raises with the list of known parameters
+        return value
 
     def enabled_providers(self) -> list[ProviderConfig]:
         return [p for p in self.providers if p.disabled_reason() is None]
@@ -130,6 +152,9 @@ class Config(_Strict):
 
     def tool(self, name: ToolName) -> ToolConfig:
         return self.tools.get(name) or ToolConfig()
+
+    def l_ref_s(self, name: ToolName) -> float:
+        return self.tool(name).l_ref_s or DEFAULT_L_REF_S[name]
 
     def redacted(self) -> dict[str, Any]:
         """The effective config for display: key presence instead of keys, secret-looking options masked."""

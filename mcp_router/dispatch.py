@@ -1,8 +1,9 @@
-"""The path of one call: rank the arms, call with a timeout, fall back on failure, record everything.
+"""The path of one call: featurise, let the router rank the arms, call with a timeout, fall back on
+failure, feed every outcome back to the router, and record everything.
 
-The dispatcher owns the runtime facts the router does not: which arms are cooling down after a
-rate limit, the per-arm and per-call deadlines, and the bound on fallbacks. Whatever happens, the
-call and each of its attempts are written to the store before the tool answers.
+Whatever happens, the call and each attempt are written to the store before the tool answers, with
+the timestamps the router saw, so a restart replays the same evidence into a fresh router and
+rebuilds exactly the state that made the decisions.
 """
 
 from __future__ import annotations
@@ -15,31 +16,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import numpy as np
 
-from mcp_router.routing import Outcome, RouteContext, Router
-from mcp_router.store import AttemptRecord, CallRecord, Store
+from mcp_router.routing import Decision, Outcome, RouteContext, Router
+from mcp_router.routing.features import Featurizer
+from mcp_router.store import AttemptRecord, CallRecord, QualityObs, Store
 from providers import Adapter, ProviderError, RateLimited
 
 log = logging.getLogger("mcp_router.dispatch")
-DEFAULT_COOLDOWN_S = 30.0
 AttemptHook = Callable[[str, int], Awaitable[None]]
+Clock = Callable[[], float]
 
 
 @dataclass
 class Arm:
-    """One provider as the dispatcher sees it: the adapter plus its runtime guard state."""
+    """One provider as the dispatcher sees it: the adapter, its timeout and its live in-flight count."""
 
     adapter: Adapter
     timeout_s: float
-    cooldown_until: float = 0.0  # monotonic; set from Retry-After
     inflight: int = 0
 
     @property
     def name(self) -> str:
         return self.adapter.name
-
-    def cooling(self, now: float) -> bool:
-        return self.cooldown_until > now
 
 
 @dataclass
@@ -73,11 +72,10 @@ class NoProviders(DispatchError):
 
 class AllProvidersFailed(DispatchError):
     def __init__(self, tool: str, call_id: str, attempts: list[AttemptRecord]) -> None:
-        detail = (
-            "; ".join(f"{a.provider}: {a.status} ({a.error})" for a in attempts)
-            or "no attempt fitted the deadline"
+        detail = "; ".join(f"{a.provider}: {a.status} ({a.error})" for a in attempts)
+        super().__init__(
+            f"every `{tool}` provider failed (call {call_id}): {detail or 'no attempt fitted the deadline'}"
         )
-        super().__init__(f"every `{tool}` provider failed (call {call_id}): {detail}")
         self.call_id = call_id
         self.attempts = attempts
 
@@ -86,30 +84,70 @@ def new_call_id() -> str:
     return "call_" + secrets.token_hex(8)
 
 
+def _decision_record(decision: Decision) -> dict[str, Any]:
+    return {
+        "policy": decision.policy,
+        "order": decision.order,
+        "scores": decision.scores,
+        "excluded": decision.excluded,
+        "sample_quality": decision.sample_quality,
+    }
+
+
 class Dispatcher:
-    def __init__(self, routes: dict[str, ToolRoute], store: Store) -> None:
+    def __init__(
+        self,
+        routes: dict[str, ToolRoute],
+        store: Store,
+        featurizer: Featurizer | None = None,
+        clock: Clock = time.time,
+    ) -> None:
         self.routes = routes
         self.store = store
-        for tool, route in routes.items():
-            route.router.restore(store.tool_call_count(tool), store.arm_states(tool))
+        self.featurizer = featurizer
+        self.clock = clock
+        for route in routes.values():
+            self._replay(route)
+
+    def _replay(self, route: ToolRoute) -> None:
+        """Feed the stored evidence into the router in the order it first saw it."""
+        router = route.router
+        version = self.featurizer.version if self.featurizer else None
+        for _, kind, event in self.store.router_events(route.tool, version):
+            if event.provider not in router.arms:
+                continue
+            if kind == 0:
+                router.observe(
+                    Outcome(event.provider, event.status, event.latency_s, event.ts_done, event.retry_after)
+                )
+            else:
+                router.observe_quality(event.provider, event.x, event.reward, event.ts)
+        router.decisions = self.store.tool_call_count(route.tool)
+
+    async def features(self, router: Router, text: str) -> np.ndarray | None:
+        if not router.uses_features or self.featurizer is None:
+            return None
+        return await anyio.to_thread.run_sync(self.featurizer, text)
 
     async def run(
         self,
         tool: str,
         request: Any,
-        context: RouteContext,
+        text: str,
         summary: dict[str, Any],
         on_attempt: AttemptHook | None = None,
     ) -> Served:
         route = self.routes[tool]
         if not route.arms:
             raise NoProviders(route)
+        router = route.router
+        x = await self.features(router, text)
         started = time.monotonic()
-        eligible = [name for name, arm in route.arms.items() if not arm.cooling(started)]
-        forced = not eligible
-        decision = route.router.rank(eligible or list(route.arms), context)
+        inflight = {name: arm.inflight for name, arm in route.arms.items()}
+        decision = router.rank(RouteContext(tool=tool, text=text, now=self.clock(), x=x, inflight=inflight))
         call_id = new_call_id()
         attempts: list[AttemptRecord] = []
+        failures: list[QualityObs] = []
         served: Any = None
         try:
             for n, name in enumerate(decision.order[: route.max_attempts], start=1):
@@ -118,28 +156,31 @@ class Dispatcher:
                     break
                 if on_attempt is not None:
                     await on_attempt(name, n)
-                attempt, result = await self._attempt(
-                    route.arms[name], request, min(route.arms[name].timeout_s, remaining)
-                )
+                arm = route.arms[name]
+                attempt, result = await self._attempt(arm, request, min(arm.timeout_s, remaining))
                 attempts.append(attempt)
-                route.router.observe(Outcome(arm=name, status=attempt.status, latency_s=attempt.latency_s))
+                router.observe(
+                    Outcome(name, attempt.status, attempt.latency_s, attempt.ts_done, attempt.retry_after)
+                )
                 if attempt.status == "ok":
                     served = result
                     break
+                if decision.sample_quality:  # a sampled failure is a quality observation of 0
+                    failures.append(QualityObs(tool, name, call_id, attempt.ts_done, x, 0.0, "failure"))
+                    router.observe_quality(name, x, 0.0, attempt.ts_done)
         finally:
             record = CallRecord(
                 call_id=call_id,
                 tool=tool,
-                router=route.router.name,
-                ts=time.time(),
+                router=router.name,
+                ts=self.clock(),
                 request=summary,
                 attempts=attempts,
-                decision={
-                    "order": decision.order,
-                    "scores": decision.scores,
-                    "forced": forced,
-                    "cooling": sorted(set(route.arms) - set(eligible)),
-                },
+                decision=_decision_record(decision),
+                x=x,
+                feat_version=self.featurizer.version if x is not None and self.featurizer else None,
+                sampled=decision.sample_quality,
+                failure_obs=failures,
             )
             with anyio.CancelScope(shield=True):  # a cancelled call is still recorded
                 await anyio.to_thread.run_sync(self.store.record_call, record)
@@ -155,7 +196,7 @@ class Dispatcher:
 
     async def _attempt(self, arm: Arm, request: Any, timeout: float) -> tuple[AttemptRecord, Any]:
         t0 = time.monotonic()
-        status, error, result = "ok", None, None
+        status, error, result, retry_after = "ok", None, None, None
         arm.inflight += 1
         try:
             with anyio.move_on_after(timeout) as scope:
@@ -163,8 +204,7 @@ class Dispatcher:
             if scope.cancelled_caught:
                 status, error = "timeout", f"no answer within {timeout:.1f} s"
         except RateLimited as exc:
-            status, error = exc.kind, exc.message
-            arm.cooldown_until = time.monotonic() + (exc.retry_after or DEFAULT_COOLDOWN_S)
+            status, error, retry_after = exc.kind, exc.message, exc.retry_after
         except ProviderError as exc:
             status, error = exc.kind, exc.message
         except Exception as exc:  # an adapter bug must not take the tool down; the arm takes the blame
@@ -174,4 +214,17 @@ class Dispatcher:
             arm.inflight -= 1
         latency = time.monotonic() - t0
         log.info("attempt %s -> %s in %.3f s%s", arm.name, status, latency, f": {error}" if error else "")
-        return AttemptRecord(provider=arm.name, status=status, latency_s=latency, error=error), result
+        record = AttemptRecord(
+            arm.name, status, latency, error, ts_done=self.clock(), retry_after=retry_after
+        )
+        return record, result
+
+    async def feedback(self, call_id: str, score: float, comment: str | None) -> QualityObs:
+        """Explicit feedback: stored with the call's features and learned by its tool's router."""
+        obs = await anyio.to_thread.run_sync(
+            lambda: self.store.add_feedback(call_id, score, "explicit", self.clock(), comment)
+        )
+        router = self.routes[obs.tool].router if obs.tool in self.routes else None
+        if router is not None and obs.provider in router.arms:
+            router.observe_quality(obs.provider, obs.x, obs.reward, obs.ts)
+        return obs

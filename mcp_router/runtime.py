@@ -8,11 +8,13 @@ from pathlib import Path
 
 from mcp_router.config import TOOLS, LoadedConfig
 from mcp_router.dispatch import Arm, Dispatcher, ToolRoute
-from mcp_router.routing import ROUTERS
+from mcp_router.routing import build_router
+from mcp_router.routing.features import Featurizer
 from mcp_router.store import Store
 from providers import ProviderEnv, create_adapter
 from providers.http import new_client
 from providers.retrieve.collections import CollectionLibrary
+from providers.retrieve.embedder import embed
 
 log = logging.getLogger("mcp_router")
 
@@ -44,7 +46,15 @@ def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]
             p.name: Arm(create_adapter(p.spec(), env), p.timeout_s) for p in tool_config.enabled_providers()
         }
         disabled = {p.name: why for p in tool_config.providers if (why := p.disabled_reason())}
-        router = ROUTERS[tool_config.router](tool, list(arms))
+        router = build_router(
+            tool_config.router,
+            tool,
+            list(arms),
+            l_ref_s=loaded.config.l_ref_s(tool),
+            seed=tool_config.seed,
+            params=tool_config.lqm,
+            capacity={p.name: p.max_inflight for p in tool_config.enabled_providers() if p.max_inflight},
+        )
         routes[tool] = ToolRoute(
             tool=tool,
             arms=arms,
@@ -66,6 +76,5 @@ def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]
 def open_runtime(loaded: LoadedConfig, database: Path) -> Runtime:
     env = ProviderEnv(http=new_client(), collections=CollectionLibrary(loaded.collection_folders()))
     store = Store(database)
-    return Runtime(
-        loaded=loaded, store=store, env=env, dispatcher=Dispatcher(build_routes(loaded, env), store)
-    )
+    dispatcher = Dispatcher(build_routes(loaded, env), store, Featurizer(embed=embed))
+    return Runtime(loaded=loaded, store=store, env=env, dispatcher=dispatcher)

@@ -22,7 +22,6 @@ from mcp.types import ToolAnnotations
 from mcp_router import __version__
 from mcp_router.config import TOOLS, LoadedConfig
 from mcp_router.dispatch import DispatchError, Served
-from mcp_router.routing import RouteContext
 from mcp_router.runtime import Runtime, open_runtime
 from mcp_router.schemas import (
     CallId,
@@ -125,9 +124,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
             await progress.report(f"attempt {n}: {provider}")
 
         try:
-            return await rt.dispatcher.run(
-                tool, request, RouteContext(tool=tool, text=text), summary, on_attempt
-            )
+            return await rt.dispatcher.run(tool, request, text, summary, on_attempt)
         except DispatchError as exc:
             raise ToolError(str(exc)) from None
 
@@ -224,9 +221,8 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
     async def feedback(call_id: CallId, score: Score, comment: Comment = None) -> FeedbackOutput:
         """Rate an earlier result of search, retrieve or llm_complete (0 = useless, 1 = perfect). The
         router learns from it which provider serves best. Each call can be rated once."""
-        store = runtime().store
         try:
-            arm = await anyio.to_thread.run_sync(store.add_feedback, call_id, score, "explicit", comment)
+            obs = await runtime().dispatcher.feedback(call_id, score, comment)
         except UnknownCall:
             raise ToolError(
                 f"unknown call_id {call_id!r}: no successful call with that id; "
@@ -234,7 +230,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
             ) from None
         except DuplicateFeedback:
             raise ToolError(f"call {call_id} already has feedback; each call can be rated once") from None
-        return FeedbackOutput(call_id=call_id, score=score, tool=arm["tool"], provider=arm["provider"])
+        return FeedbackOutput(call_id=call_id, score=score, tool=obs.tool, provider=obs.provider)
 
     @mcp.resource(
         "router://stats",

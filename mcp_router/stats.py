@@ -15,7 +15,7 @@ def tool_stats(store: Store, route: ToolRoute) -> dict[str, Any]:
     names += [n for n in states if n not in names]  # arms served earlier, no longer configured
     total_calls = store.tool_call_count(route.tool)
     attempts_total = sum(s["calls"] for s in states.values()) or 1
-    now = time.monotonic()
+    router_states = route.router.arm_states(time.time(), {n: a.inflight for n, a in route.arms.items()})
     arms: dict[str, Any] = {}
     for name in names:
         state = states.get(name, {})
@@ -37,7 +37,7 @@ def tool_stats(store: Store, route: ToolRoute) -> dict[str, Any]:
             else None,
             "quality_n": state.get("quality_n", 0),
             "inflight": arm.inflight if arm else 0,
-            "cooling_down_s": round(max(0.0, arm.cooldown_until - now), 1) if arm else 0.0,
+            "router": router_states.get(name),
             "last_status": state.get("last_status"),
             "last_error": state.get("last_error"),
         }

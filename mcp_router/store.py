@@ -11,13 +11,13 @@ import json
 import math
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlite_utils
 
 SCHEMA_VERSION = 1
@@ -29,6 +29,21 @@ class AttemptRecord:
     status: str  # ok | rate_limited | unavailable | bad_response | bad_request | timeout
     latency_s: float
     error: str | None = None
+    ts_done: float = 0.0  # the router clock when the attempt completed: replays feed it back exactly
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class QualityObs:
+    """One quality reward for one served call, with the query features the router learned it under."""
+
+    tool: str
+    provider: str
+    call_id: str
+    ts: float
+    x: np.ndarray | None
+    reward: float
+    source: str  # explicit | judge | failure | implicit
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,10 @@ class CallRecord:
     request: dict[str, Any]
     attempts: list[AttemptRecord]
     decision: dict[str, Any] = field(default_factory=dict)
+    x: np.ndarray | None = None  # query features, kept so later quality signals can train the router
+    feat_version: str | None = None
+    sampled: bool = False  # the router asked for this call's quality to be judged
+    failure_obs: list[QualityObs] = field(default_factory=list)  # r = 0 for sampled failed attempts
 
     @property
     def served_by(self) -> str | None:
@@ -73,6 +92,9 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             "request": str,
             "decision": str,
             "error": str,
+            "x": bytes,
+            "feat_version": str,
+            "sampled": int,
         },
         pk="call_id",
     )
@@ -88,6 +110,8 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             "status": str,
             "latency_s": float,
             "error": str,
+            "ts_done": float,
+            "retry_after": float,
         },
         pk="id",
         foreign_keys=[("call_id", "calls", "call_id")],
@@ -124,6 +148,22 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         foreign_keys=[("call_id", "calls", "call_id")],
     )
     db["feedback"].create_index(["call_id", "source"], unique=True)
+    db["quality_obs"].create(
+        {
+            "id": int,
+            "tool": str,
+            "provider": str,
+            "call_id": str,
+            "ts": float,
+            "x": bytes,
+            "feat_version": str,
+            "reward": float,
+            "source": str,
+        },
+        pk="id",
+        foreign_keys=[("call_id", "calls", "call_id")],
+    )
+    db["quality_obs"].create_index(["tool", "ts"])
 
 
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migration_1}
@@ -202,6 +242,9 @@ class Store:
                     "request": json.dumps(record.request),
                     "decision": json.dumps(record.decision),
                     "error": None if served else last_error,
+                    "x": _blob(record.x),
+                    "feat_version": record.feat_version,
+                    "sampled": int(record.sampled),
                 }
             )
             for n, attempt in enumerate(record.attempts, start=1):
@@ -215,6 +258,8 @@ class Store:
                         "status": attempt.status,
                         "latency_s": attempt.latency_s,
                         "error": attempt.error,
+                        "ts_done": attempt.ts_done,
+                        "retry_after": attempt.retry_after,
                     }
                 )
                 ok = int(attempt.status == "ok")
@@ -241,30 +286,89 @@ class Store:
                         record.ts,
                     ),
                 )
+            for obs in record.failure_obs:
+                self._insert_obs(db, obs, record.feat_version)
 
     def add_feedback(
-        self, call_id: str, score: float, source: str, comment: str | None = None
-    ) -> dict[str, Any]:
-        """Record a quality score for a served call and fold it into its arm's quality mean."""
+        self, call_id: str, score: float, source: str, now: float, comment: str | None = None
+    ) -> QualityObs:
+        """Record a quality score for a served call, fold it into its arm's quality mean, and keep it
+        as a quality observation (with the call's features) for the router to learn from."""
         with self._transaction() as db:
-            rows = list(db.query("SELECT tool, provider, status FROM calls WHERE call_id = ?", [call_id]))
-            if not rows:
+            rows = list(
+                db.query(
+                    "SELECT tool, provider, status, x, feat_version FROM calls WHERE call_id = ?", [call_id]
+                )
+            )
+            if not rows or rows[0]["status"] != "ok":
                 raise UnknownCall(call_id)
             call = rows[0]
-            if call["status"] != "ok":
-                raise UnknownCall(call_id)
             if list(db.query("SELECT 1 FROM feedback WHERE call_id = ? AND source = ?", [call_id, source])):
                 raise DuplicateFeedback(call_id)
             db["feedback"].insert(
-                {"call_id": call_id, "source": source, "score": score, "comment": comment, "ts": time.time()}
+                {"call_id": call_id, "source": source, "score": score, "comment": comment, "ts": now}
             )
             db.execute(
                 "UPDATE arm_state SET quality_sum = quality_sum + ?, quality_n = quality_n + 1, "
-                "updated_at = ? "
-                "WHERE tool = ? AND provider = ?",
-                (score, time.time(), call["tool"], call["provider"]),
+                "updated_at = ? WHERE tool = ? AND provider = ?",
+                (score, now, call["tool"], call["provider"]),
             )
-            return {"tool": call["tool"], "provider": call["provider"]}
+            obs = QualityObs(call["tool"], call["provider"], call_id, now, _vector(call["x"]), score, source)
+            self._insert_obs(db, obs, call["feat_version"])
+            return obs
+
+    @staticmethod
+    def _insert_obs(db: sqlite_utils.Database, obs: QualityObs, feat_version: str | None) -> None:
+        db["quality_obs"].insert(
+            {
+                "tool": obs.tool,
+                "provider": obs.provider,
+                "call_id": obs.call_id,
+                "ts": obs.ts,
+                "x": _blob(obs.x),
+                "feat_version": feat_version,
+                "reward": obs.reward,
+                "source": obs.source,
+            }
+        )
+
+    def router_events(self, tool: str, feat_version: str | None) -> list[tuple[float, int, Any]]:
+        """Everything a router of `tool` has learned from, in the order it happened: attempts (as
+        AttemptRecord) and quality observations made under the same feature version. Replaying these
+        into a fresh router rebuilds its state exactly."""
+        attempts = self._query(
+            "SELECT provider, status, latency_s, error, ts_done, retry_after FROM attempts WHERE tool = ? "
+            "ORDER BY id",
+            [tool],
+        )
+        observations = self._query(
+            "SELECT provider, call_id, ts, x, reward, source, feat_version FROM quality_obs WHERE tool = ? "
+            "ORDER BY id",
+            [tool],
+        )
+        events: list[tuple[float, int, Any]] = [
+            (
+                a["ts_done"],
+                0,
+                AttemptRecord(
+                    a["provider"], a["status"], a["latency_s"], a["error"], a["ts_done"], a["retry_after"]
+                ),
+            )
+            for a in attempts
+        ]
+        events += [
+            (
+                o["ts"],
+                1,
+                QualityObs(
+                    tool, o["provider"], o["call_id"], o["ts"], _vector(o["x"]), o["reward"], o["source"]
+                ),
+            )
+            for o in observations
+            if o["feat_version"] == feat_version or o["x"] is None
+        ]
+        events.sort(key=lambda e: (e[0], e[1]))  # stable: same-time events keep their insertion order
+        return events
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -289,6 +393,7 @@ class Store:
     def recent_calls(self, limit: int = 20) -> list[dict[str, Any]]:
         calls = self._query("SELECT * FROM calls ORDER BY ts DESC, rowid DESC LIMIT ?", [limit])
         for call in calls:
+            call.pop("x")  # features are for the router, not for reading
             call["request"] = json.loads(call["request"] or "{}")
             call["decision"] = json.loads(call["decision"] or "{}")
             call["attempts"] = self._query(
@@ -299,6 +404,15 @@ class Store:
 
     def count(self, table: str) -> int:
         return int(self._query(f"SELECT COUNT(*) AS n FROM [{table}]")[0]["n"])
+
+
+def _blob(x: np.ndarray | None) -> bytes | None:
+    """Feature vectors as little-endian float64 bytes: exact, compact, readable by any SQLite client."""
+    return None if x is None else np.asarray(x, dtype="<f8").tobytes()
+
+
+def _vector(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype="<f8").copy()
 
 
 def p95(values: list[float]) -> float | None:

@@ -174,7 +174,7 @@ async def test_every_resource_reads_back_valid_json(client: Client) -> None:
     assert templates == {"router://stats/{tool}"}
     stats = await read_json(client, "router://stats")
     assert set(stats["tools"]) == {"search", "retrieve", "llm_complete"}
-    assert stats["tools"]["retrieve"]["calls"] == 1 and stats["tools"]["retrieve"]["router"] == "round-robin"
+    assert stats["tools"]["retrieve"]["calls"] == 1 and stats["tools"]["retrieve"]["router"] == "lqm"
     for tool in ("search", "retrieve", "llm_complete"):
         assert (await read_json(client, f"router://stats/{tool}"))["tool"] == tool
     recent = await read_json(client, "router://calls/recent")

@@ -79,13 +79,15 @@ def test_feedback_needs_a_served_call_and_comes_once(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     store.record_call(record("call_ok", OK))
     store.record_call(record("call_failed", FAIL))
-    assert store.add_feedback("call_ok", 0.5, "explicit") == {"tool": "search", "provider": "a"}
+    obs = store.add_feedback("call_ok", 0.5, "explicit", now=2.0)
+    assert (obs.tool, obs.provider, obs.reward, obs.ts, obs.source) == ("search", "a", 0.5, 2.0, "explicit")
     with pytest.raises(DuplicateFeedback):
-        store.add_feedback("call_ok", 0.9, "explicit")
+        store.add_feedback("call_ok", 0.9, "explicit", now=3.0)
     for missing in ("call_failed", "call_unknown"):
         with pytest.raises(UnknownCall):
-            store.add_feedback(missing, 0.5, "explicit")
+            store.add_feedback(missing, 0.5, "explicit", now=3.0)
     assert store.arm_states("search")["a"]["quality_sum"] == 0.5
+    assert store.count("quality_obs") == 1 and store.count("feedback") == 1
 
 
 def test_two_connections_share_one_file(tmp_path: Path) -> None:

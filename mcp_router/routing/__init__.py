@@ -1,8 +1,79 @@
-"""Routers: given a tool's eligible arms and the request, decide which arm serves it (pure computation)."""
+"""Routers: given a tool's arms and a request, decide which arm serves it (pure computation).
+
+`build_router` is the one factory the server and the benchmarks share, so a benchmark measures
+exactly the class the server runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mcp_router.routing.base import Decision, Outcome, RouteContext, Router
+from mcp_router.routing.baselines import CooldownRouter, LatencyGreedyRouter, RandomRouter, SWUCBRouter
+from mcp_router.routing.lqm import AdditiveRouter, LinUCBQualityRouter, LQMParams, LQMRouter
 from mcp_router.routing.round_robin import RoundRobinRouter
 
-ROUTERS: dict[str, type[Router]] = {RoundRobinRouter.name: RoundRobinRouter}
+ADDITIVE_ALPHAS = (0.3, 0.5, 0.7, 0.9)
+ROUTER_NAMES = (
+    "lqm",
+    "lqm-noguards",
+    "sw-ucb",
+    *(f"additive-{a}" for a in ADDITIVE_ALPHAS),
+    "cooldown",
+    "round-robin",
+    "random",
+    "latency-greedy",
+    "linucb-quality",
+)
 
-__all__ = ["ROUTERS", "Decision", "Outcome", "RoundRobinRouter", "RouteContext", "Router"]
+
+def build_router(
+    name: str,
+    tool: str,
+    arms: Sequence[str],
+    *,
+    l_ref_s: float,
+    capacity: Mapping[str, int] | None = None,
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+) -> Router:
+    """A router by its policy name. `params` overrides `LQMParams` fields for the LQM family."""
+    lqm_params = LQMParams.from_mapping({**(params or {}), "l_ref_s": l_ref_s})
+    common: dict[str, Any] = {"capacity": capacity, "seed": seed}
+    if name in ("lqm", "lqm-noguards"):
+        return LQMRouter(
+            tool, arms, params=lqm_params, guards=lqm_params.guard_params(name == "lqm"), **common
+        )
+    if name == "linucb-quality":
+        return LinUCBQualityRouter(tool, arms, params=lqm_params, **common)
+    if name.startswith("additive-"):
+        alpha = float(name.removeprefix("additive-"))
+        params_a = LQMParams.from_mapping({**(params or {}), "l_ref_s": l_ref_s, "additive_alpha": alpha})
+        router = AdditiveRouter(tool, arms, params=params_a, **common)
+        router.name = name  # type: ignore[misc]
+        return router
+    guards = lqm_params.guard_params()
+    if name == "sw-ucb":
+        return SWUCBRouter(tool, arms, l_ref_s=l_ref_s, guards=guards, **common)
+    if name == "cooldown":
+        return CooldownRouter(tool, arms, l_ref_s=l_ref_s, **common)
+    if name == "latency-greedy":
+        return LatencyGreedyRouter(tool, arms, l_ref_s=l_ref_s, guards=guards, **common)
+    if name == "round-robin":
+        return RoundRobinRouter(tool, arms, guards=guards, **common)
+    if name == "random":
+        return RandomRouter(tool, arms, guards=guards, **common)
+    raise ValueError(f"unknown router {name!r}; use one of: {', '.join(ROUTER_NAMES)}")
+
+
+__all__ = [
+    "ROUTER_NAMES",
+    "Decision",
+    "LQMParams",
+    "LQMRouter",
+    "Outcome",
+    "RouteContext",
+    "Router",
+    "build_router",
+]

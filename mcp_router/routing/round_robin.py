@@ -1,31 +1,19 @@
-"""Round-robin: the honest baseline that serves until LQM-ContextRoute lands, and stays as a baseline."""
+"""Round-robin: each call starts at the next arm in config order; the others follow as fallbacks."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from mcp_router.routing.base import Decision, RouteContext, Router
+from mcp_router.routing.base import Choice, RouteContext, Router, cyclic_order
 
 
 class RoundRobinRouter(Router):
-    """Each call starts at the next arm in config order; ineligible arms are skipped, the rest follow
-    as fallbacks in the same cyclic order. Learns nothing from quality or latency."""
+    """Quality- and latency-blind; the honest baseline every learned router must beat."""
 
     name = "round-robin"
 
-    def __init__(self, tool: str, arms: Sequence[str]) -> None:
-        super().__init__(tool, arms)
-        self.turn = 0
-
-    def rank(self, eligible: Sequence[str], context: RouteContext) -> Decision:
-        n = len(self.arms)
-        start = self.turn % n if n else 0
-        self.turn += 1
-        cyclic = self.arms[start:] + self.arms[:start]
-        allowed = set(eligible)
-        order = [arm for arm in cyclic if arm in allowed]
-        return Decision(order=order, scores={arm: {"rotation_index": i} for i, arm in enumerate(order)})
-
-    def restore(self, decisions: int, arm_states: Mapping[str, Mapping[str, Any]]) -> None:
-        self.turn = decisions
+    def choose(self, eligible: Sequence[str], context: RouteContext) -> Choice:
+        order = cyclic_order(self.arms, eligible, self.decisions % len(self.arms))
+        return Choice(
+            order=order, policy=self.name, scores={a: {"rotation_index": i} for i, a in enumerate(order)}
+        )

@@ -1,0 +1,155 @@
+"""Hard guards that sit outside every router's score: circuit breaker, rate-limit cooldown,
+in-flight cap and SLO guard.
+
+LQM's latency term is clipped (an arm of twice the quality wins whatever its latency), so the
+score alone never sheds load from a strong arm that is failing or overloaded; these guards do.
+Deadlines are absolute times on the router's clock, so a replay of the same outcomes rebuilds
+the same state.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp_router.routing.base import Outcome
+
+
+@dataclass(frozen=True)
+class GuardParams:
+    enabled: bool = True
+    breaker_failures: int = 5  # consecutive failures that open the breaker
+    breaker_open_s: float = 30.0  # then one half-open probe
+    cooldown_s: float = 10.0  # after a 429 without Retry-After
+    l_ref_s: float | None = None  # SLO guard reference; None disables the guard
+    slo_factor: float = 2.0  # exclude while the window median exceeds slo_factor * l_ref_s
+    slo_min_samples: int = 5
+    slo_backoff_s: float = 30.0  # first exclusion; doubles on each repeat ...
+    slo_backoff_max_s: float = 120.0  # ... up to this
+    window: int = 100  # latency samples the SLO guard looks at
+    window_age_s: float = 300.0
+
+
+@dataclass
+class ArmHealth:
+    breaker: str = "closed"  # closed | open | half_open
+    consecutive_failures: int = 0
+    open_until: float = 0.0
+    probe_pending: bool = False  # a half-open or SLO probe has been dispatched, not yet completed
+    cooldown_until: float = 0.0
+    slow_until: float = 0.0
+    slow_backoff_s: float = 0.0
+    slow_probe: bool = False  # the SLO exclusion expired: the next call on this arm is its probe
+    latencies: deque[tuple[float, float]] = field(default_factory=deque)
+
+
+class Guards:
+    def __init__(self, arms: Sequence[str], params: GuardParams, capacity: Mapping[str, int]) -> None:
+        self.params = params
+        self.capacity = dict(capacity)
+        self.health = {arm: ArmHealth() for arm in arms}
+
+    def _why_not(self, arm: str, now: float, inflight: int) -> str | None:
+        h, p = self.health[arm], self.params
+        if h.breaker == "open":
+            if now < h.open_until:
+                return f"circuit breaker open for {h.open_until - now:.1f} s more"
+            h.breaker = "half_open"
+        if h.breaker == "half_open" and h.probe_pending:
+            return "circuit breaker half-open: its probe is in flight"
+        if h.cooldown_until > now:
+            return f"rate limited: cooling down {h.cooldown_until - now:.1f} s more"
+        cap = self.capacity.get(arm)
+        if cap is not None and inflight >= cap:
+            return f"in-flight cap reached ({inflight}/{cap})"
+        if h.slow_until > now:
+            return f"SLO guard: median latency above {p.slo_factor:g}×L_ref; {h.slow_until - now:.1f} s more"
+        if h.slow_probe and h.probe_pending:
+            return "SLO guard: its probe is in flight"
+        return None
+
+    def eligible(
+        self, candidates: Sequence[str], now: float, inflight: Mapping[str, int]
+    ) -> tuple[list[str], dict[str, str]]:
+        if not self.params.enabled:
+            return list(candidates), {}
+        eligible, excluded = [], {}
+        for arm in candidates:
+            why = self._why_not(arm, now, inflight.get(arm, 0))
+            if why is None:
+                eligible.append(arm)
+            else:
+                excluded[arm] = why
+        return eligible, excluded
+
+    def dispatched(self, arm: str, now: float) -> None:
+        h = self.health[arm]
+        if (h.breaker == "half_open" or (h.slow_probe and h.slow_until <= now)) and not h.probe_pending:
+            h.probe_pending = True
+
+    def record(self, outcome: Outcome) -> None:
+        h, p, now = self.health[outcome.arm], self.params, outcome.now
+        failed = outcome.status != "ok"
+        was_probe, h.probe_pending = h.probe_pending, False
+        # breaker
+        if failed:
+            h.consecutive_failures += 1
+            if h.breaker == "half_open" or h.consecutive_failures >= p.breaker_failures:
+                h.breaker, h.open_until = "open", now + p.breaker_open_s
+        else:
+            h.consecutive_failures = 0
+            if h.breaker != "closed":
+                h.breaker = "closed"
+        if outcome.status == "rate_limited":
+            wait = outcome.retry_after if outcome.retry_after is not None else p.cooldown_s
+            h.cooldown_until = max(h.cooldown_until, now + wait)
+        # SLO guard
+        h.latencies.append((now, outcome.latency_s))
+        while len(h.latencies) > p.window or (h.latencies and h.latencies[0][0] < now - p.window_age_s):
+            h.latencies.popleft()
+        if p.l_ref_s is None:
+            return
+        limit = p.slo_factor * p.l_ref_s
+        if h.slow_probe and was_probe:
+            h.slow_probe = False
+            if outcome.latency_s <= limit:
+                h.slow_backoff_s = 0.0
+                h.latencies = deque([(now, outcome.latency_s)])
+                return
+            self._exclude_slow(h, now)
+            return
+        if len(h.latencies) >= p.slo_min_samples and statistics.median(x for _, x in h.latencies) > limit:
+            self._exclude_slow(h, now)
+
+    def _exclude_slow(self, h: ArmHealth, now: float) -> None:
+        p = self.params
+        h.slow_backoff_s = min(
+            p.slo_backoff_max_s, h.slow_backoff_s * 2 if h.slow_backoff_s else p.slo_backoff_s
+        )
+        h.slow_until = now + h.slow_backoff_s
+        h.slow_probe = True
+
+    def state(self, now: float, inflight: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+        return {
+            arm: {
+                "breaker": h.breaker,
+                "consecutive_failures": h.consecutive_failures,
+                "cooldown_s": round(max(0.0, h.cooldown_until - now), 3),
+                "slo_excluded_s": round(max(0.0, h.slow_until - now), 3),
+                "excluded_because": self._peek(arm, now, inflight.get(arm, 0)),
+            }
+            for arm, h in self.health.items()
+        }
+
+    def _peek(self, arm: str, now: float, inflight: int) -> str | None:
+        """Why the arm would be excluded now, without moving an expired open breaker to half-open."""
+        h = self.health[arm]
+        if not self.params.enabled:
+            return None
+        if h.breaker == "open" and now >= h.open_until:
+            return "circuit breaker half-open: its probe is in flight" if h.probe_pending else None
+        return self._why_not(arm, now, inflight)

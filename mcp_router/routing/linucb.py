@@ -1,0 +1,77 @@
+"""A sliding-window ridge regression with a LinUCB confidence width: one per arm, the quality head.
+
+Observations leave the window by count and by age; A and b are maintained incrementally (add when an
+observation enters, subtract when it leaves) and rebuilt from the window every `rebuild_every`
+updates to bound floating-point drift.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+
+class SlidingLinUCB:
+    def __init__(
+        self,
+        dim: int,
+        ridge: float = 1.0,
+        window: int = 500,
+        window_age_s: float = 86_400.0,
+        rebuild_every: int = 1000,
+    ) -> None:
+        self.dim, self.ridge = dim, ridge
+        self.window, self.window_age_s, self.rebuild_every = window, window_age_s, rebuild_every
+        self.obs: deque[tuple[float, np.ndarray, float]] = deque()
+        self.A = ridge * np.eye(dim)
+        self.b = np.zeros(dim)
+        self.updates = 0
+        self._solved: tuple[np.ndarray, np.ndarray] | None = None  # (theta, A^-1), invalidated on change
+
+    @property
+    def n(self) -> int:
+        return len(self.obs)
+
+    def add(self, x: np.ndarray, reward: float, now: float) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        self.obs.append((now, x, float(reward)))
+        self.A += np.outer(x, x)
+        self.b += reward * x
+        self.updates += 1
+        self.evict(now)
+        if self.updates % self.rebuild_every == 0:
+            self._rebuild()
+        self._solved = None
+
+    def evict(self, now: float) -> None:
+        changed = False
+        while self.obs and (len(self.obs) > self.window or self.obs[0][0] < now - self.window_age_s):
+            _, x, r = self.obs.popleft()
+            self.A -= np.outer(x, x)
+            self.b -= r * x
+            changed = True
+        if changed:
+            self._solved = None
+
+    def _rebuild(self) -> None:
+        self.A = self.ridge * np.eye(self.dim)
+        self.b = np.zeros(self.dim)
+        for _, x, r in self.obs:
+            self.A += np.outer(x, x)
+            self.b += r * x
+
+    def _solve(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._solved is None:
+            chol = np.linalg.cholesky(self.A)
+            inv_chol = np.linalg.solve(chol, np.eye(self.dim))
+            a_inv = inv_chol.T @ inv_chol
+            self._solved = (a_inv @ self.b, a_inv)
+        return self._solved
+
+    def predict(self, x: np.ndarray, now: float) -> tuple[float, float]:
+        """(û, w): the clipped mean estimate in [0, 1] and the confidence width sqrt(xᵀA⁻¹x)."""
+        self.evict(now)
+        theta, a_inv = self._solve()
+        u = float(np.clip(x @ theta, 0.0, 1.0))
+        return u, float(np.sqrt(max(x @ a_inv @ x, 0.0)))

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mcp_router.routing import ROUTER_NAMES, LQMParams
+from mcp_router.routing.guards import GuardParams, from_mapping
 from providers import ProviderSpec, Secret, adapter_class, known_types
 
 ToolName = Literal["search", "retrieve", "llm_complete"]
@@ -102,7 +103,8 @@ class ToolConfig(_Strict):
     max_attempts: int = Field(default=3, ge=1, le=10)
     timeout_s: float = Field(default=45.0, gt=0, le=600)
     seed: int = 0
-    lqm: dict[str, Any] = Field(default_factory=dict)  # LQM-ContextRoute parameters (see routing/lqm.py)
+    lqm: dict[str, Any] = Field(default_factory=dict)  # LQM-ContextRoute parameters (routing/lqm.py)
+    guards: dict[str, Any] = Field(default_factory=dict)  # breaker, cooldown, SLO guard (routing/guards.py)
     providers: list[ProviderConfig] = Field(default_factory=list)
 
     @field_validator("router")
@@ -114,8 +116,14 @@ class ToolConfig(_Strict):
 
     @field_validator("lqm")
     @classmethod
-    def _known_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
-        LQMParams.from_mapping(value)  # raises with the list of known parameters
+    def _known_lqm_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from_mapping(LQMParams, value)  # raises with the list of known parameters
+        return value
+
+    @field_validator("guards")
+    @classmethod
+    def _known_guard_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from_mapping(GuardParams, value)
         return value
 
     def enabled_providers(self) -> list[ProviderConfig]:

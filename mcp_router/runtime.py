@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,12 @@ class Runtime:
     store: Store
     env: ProviderEnv
     dispatcher: Dispatcher
+
+    def warm_up(self) -> None:
+        """Load the sentence embedder in the background when a router reads query features, so the
+        first routed call does not pay the seconds it takes to import and load it."""
+        if any(route.router.uses_features for route in self.dispatcher.routes.values()):
+            threading.Thread(target=embed, args=(["warm-up"],), name="embedder-warm-up", daemon=True).start()
 
     @property
     def collections(self) -> CollectionLibrary:
@@ -53,6 +60,7 @@ def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]
             l_ref_s=loaded.config.l_ref_s(tool),
             seed=tool_config.seed,
             params=tool_config.lqm,
+            guards=tool_config.guards,
             capacity={p.name: p.max_inflight for p in tool_config.enabled_providers() if p.max_inflight},
         )
         routes[tool] = ToolRoute(

@@ -105,6 +105,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Runtime]:
         rt = open_runtime(loaded, database)
+        rt.warm_up()
         holder["rt"] = rt
         try:
             yield rt

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,6 +32,15 @@ class GuardParams:
     slo_backoff_max_s: float = 120.0  # ... up to this
     window: int = 100  # latency samples the SLO guard looks at
     window_age_s: float = 300.0
+
+
+def from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
+    """A parameter dataclass from config values; unknown keys are an error that lists the known ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**values)
 
 
 @dataclass

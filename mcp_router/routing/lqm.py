@@ -15,7 +15,7 @@ the benchmark compares exactly the combination rule.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,17 +50,6 @@ class LQMParams:
     rebuild_every: int = 1000
     additive_alpha: float = 0.5  # only for the additive baseline: α·quality − (1−α)·τ̃
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> LQMParams:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown router parameter(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
-
-    def guard_params(self, enabled: bool = True) -> GuardParams:
-        return GuardParams(enabled=enabled, l_ref_s=self.l_ref_s)
-
 
 class LQMRouter(Router):
     name = "lqm"
@@ -79,7 +68,11 @@ class LQMRouter(Router):
     ) -> None:
         self.params = params or LQMParams()
         super().__init__(
-            tool, arms, capacity=capacity, guards=guards or self.params.guard_params(), seed=seed
+            tool,
+            arms,
+            capacity=capacity,
+            guards=guards or GuardParams(l_ref_s=self.params.l_ref_s),
+            seed=seed,
         )
         p = self.params
         self.dim = dim

@@ -23,7 +23,7 @@ RETRIEVE_QUERIES = [
     "How do I register mcp-router in Claude Desktop?",
     "Where are API keys configured?",
     "what happens when a provider fails",
-    "round-robin baseline router",
+    "how does the router pick a provider",
 ]
 CHATS = [
     "What is the capital of France? Answer in one sentence.",

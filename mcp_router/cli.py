@@ -1,4 +1,4 @@
-"""`mcp-router serve | demo | stats`: the console entry point.
+"""`mcp-router serve | demo | stats | bench`: the console entry point.
 
 Logging goes to stderr and is configured before anything else is imported, because on stdio the
 server's stdout is the protocol channel: one stray line there breaks every client.
@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = commands.add_parser("stats", help="print the per-provider statistics of a database")
     _config_arguments(stats)
+
+    bench = commands.add_parser("bench", help="run a routing benchmark in simulated time (no server)")
+    bench.add_argument("name", choices=["retrieval", "qa-pool"], help="which benchmark")
+    bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    bench.add_argument("--plot", metavar="FILE.png", help="plot quality vs latency and the lqm traffic share")
+    bench.add_argument("--seeds", type=int, default=5, help="seeds (default 5)")
+    bench.add_argument("--steps", type=int, default=4000, help="calls per seed (default 4000)")
+    bench.add_argument("--noise", type=float, default=0.1, help="simulated judge noise σ (default 0.1)")
+    bench.add_argument("--policies", default="all", help="comma-separated policies (default all)")
+    bench.add_argument("--workers", type=int, default=None, help="worker processes (default min(2, cores))")
     return parser
 
 
@@ -64,9 +74,14 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "ddgs", "primp"):
+    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "ddgs", "primp", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _quiet_environment()
+
+    if args.command == "bench":
+        from mcp_router.bench import run
+
+        raise SystemExit(run(args.name, args))
 
     from mcp_router.config import ConfigError, load_config, with_docs
 

@@ -58,8 +58,11 @@ def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
         ('[[tools.search.providers]]\nname = "b"\ntype = "bm25"\n', "serves `retrieve`, not `search`"),
         ('[tools.web]\nrouter = "round-robin"\n', "tools.web"),
         ('[tools.search]\nrouter = "oracle"\n', "tools.search.router (line 2): unknown router 'oracle'"),
-        ('[tools.search.lqm]\nalfa = 0.5\n', "unknown parameter(s) ['alfa']; known: ['additive_alpha', 'alpha'"),
-        ('[tools.search.guards]\nbreaker_fails = 3\n', "unknown parameter(s) ['breaker_fails']"),
+        (
+            "[tools.search.lqm]\nalfa = 0.5\n",
+            "unknown parameter(s) ['alfa']; known: ['additive_alpha', 'alpha'",
+        ),
+        ("[tools.search.guards]\nbreaker_fails = 3\n", "unknown parameter(s) ['breaker_fails']"),
         ("database = \n", "TOML syntax error"),
         (
             '[[tools.search.providers]]\nname = "a"\ntype = "wikipedia"\n[[tools.search.providers]]\n'

@@ -1,0 +1,24 @@
+"""Benchmarks: routers against simulated deployments of real arms (`mcp-router bench NAME`).
+
+`des.simulate` is the shared discrete-event simulator, `metrics` / `report` the shared summaries,
+`runner.run_benchmark` the (policy × seed) driver; each benchmark module builds a `BenchSpec`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+BENCHMARKS = ("retrieval", "qa-pool")
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    """Run benchmark `name` with the CLI's options; returns the process exit code."""
+    if name == "retrieval":
+        from mcp_router.bench import retrieval
+
+        return retrieval.main(args)
+    if name == "qa-pool":
+        from mcp_router.bench import qa_pool_bench
+
+        return qa_pool_bench.main(args)
+    raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")

@@ -1,0 +1,126 @@
+"""The policies a benchmark runs: the project's routers (through `build_router`) plus two
+benchmark-only references that read the gold labels, `best-fixed` and `oracle`.
+
+The gold policies still go through the simulator like every other policy: their calls queue,
+time out and fail the same way; only the choice is made in hindsight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mcp_router.routing.base import Decision, Outcome, RouteContext
+
+GOLD_POLICIES = ("best-fixed", "oracle")
+ALL_POLICIES = (
+    "lqm",
+    "lqm-noguards",
+    "sw-ucb",
+    "additive-0.3",
+    "additive-0.5",
+    "additive-0.7",
+    "additive-0.9",
+    "cooldown",
+    "round-robin",
+    "random",
+    "latency-greedy",
+    "linucb-quality",
+    "best-fixed",
+    "oracle",
+)
+
+
+def preference(gold_row: np.ndarray, latency: np.ndarray) -> list[int]:
+    """Arm indices best first: higher gold quality, ties (to 1e-12) to the lower unloaded latency."""
+    return sorted(range(len(gold_row)), key=lambda a: (-round(float(gold_row[a]), 12), latency[a], a))
+
+
+class GoldPolicy:
+    """Shared plumbing of the hindsight policies: learn nothing, rank by a precomputed preference."""
+
+    name: ClassVar[str] = "gold"
+    uses_features: ClassVar[bool] = False
+
+    def __init__(self, arms: Sequence[str], gold: np.ndarray, latency: Mapping[str, float]) -> None:
+        self.arms = list(arms)
+        self.gold = np.asarray(gold, dtype=float)
+        self.latency = np.array([latency[arm] for arm in self.arms], dtype=float)
+        self.query = 0
+
+    def see_query(self, query: int) -> None:
+        self.query = query
+
+    def order(self) -> list[int]:
+        raise NotImplementedError
+
+    def rank(self, context: RouteContext) -> Decision:
+        return Decision(order=[self.arms[a] for a in self.order()], policy=self.name)
+
+    def observe(self, outcome: Outcome) -> None:
+        pass
+
+    def observe_quality(self, arm: str, x: np.ndarray | None, reward: float, now: float) -> None:
+        pass
+
+
+class BestFixed(GoldPolicy):
+    """The single arm with the highest mean gold quality over the stream's queries (hindsight)."""
+
+    name = "best-fixed"
+
+    def __init__(
+        self, arms: Sequence[str], gold: np.ndarray, latency: Mapping[str, float], queries: Sequence[int]
+    ) -> None:
+        super().__init__(arms, gold, latency)
+        self._order = preference(self.gold[np.asarray(queries)].mean(axis=0), self.latency)
+
+    def order(self) -> list[int]:
+        return self._order
+
+
+class Oracle(GoldPolicy):
+    """Per query, the arm with the best gold quality, ties to the lower median service time."""
+
+    name = "oracle"
+
+    def __init__(self, arms: Sequence[str], gold: np.ndarray, latency: Mapping[str, float]) -> None:
+        super().__init__(arms, gold, latency)
+        self._orders: dict[int, list[int]] = {}
+
+    def order(self) -> list[int]:
+        order = self._orders.get(self.query)
+        if order is None:
+            order = self._orders[self.query] = preference(self.gold[self.query], self.latency)
+        return order
+
+
+def make_policy(
+    name: str,
+    arms: Sequence[str],
+    *,
+    tool: str,
+    l_ref_s: float,
+    capacity: Mapping[str, int] | None,
+    seed: int,
+    gold: np.ndarray,
+    queries: Sequence[int],
+    latency: Mapping[str, float],
+    extra: Mapping[str, Callable[[list[str], int], Any]] | None = None,
+) -> Any:
+    """A fresh policy for one (policy, seed) run. `latency` is each arm's unloaded latency (the gold
+    policies' tie-break); `extra` maps further policy names to factories `(arms, seed) -> policy`."""
+    if extra and name in extra:
+        return extra[name](list(arms), seed)
+    if name == "best-fixed":
+        return BestFixed(arms, gold, latency, queries)
+    if name == "oracle":
+        return Oracle(arms, gold, latency)
+    try:
+        from mcp_router.routing import build_router
+
+        return build_router(name, tool, list(arms), l_ref_s=l_ref_s, capacity=dict(capacity or {}), seed=seed)
+    except Exception as exc:
+        raise ValueError(f"cannot build policy {name!r}: {type(exc).__name__}: {exc}") from exc

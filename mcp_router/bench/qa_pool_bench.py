@@ -1,0 +1,139 @@
+"""`mcp-router bench qa-pool`: nine LLM backends with real per-question quality (LLMRouter scores) and
+latency/failures replayed from llmperf traces (`qa_pool.ReplayService`), through the same simulator,
+metrics and report as the retrieval benchmark. Feedback to the routers is a simulated judge,
+gold + N(0, σ) clipped to [0, 1]."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcp_router.bench.paths import cache_dir, content_hash, data_dir
+from mcp_router.bench.policies import ALL_POLICIES
+from mcp_router.bench.report import ProgressBar, emit
+from mcp_router.bench.runner import BenchSpec, estimate_unloaded_latency, parse_policies, run_benchmark
+
+CACHE_VERSION = "qa-pool-embeddings-v1"
+
+
+def _make_service(pool: Any, root: Path, seed: int) -> Any:
+    from mcp_router.bench.qa_pool import ReplayService
+
+    if "data_dir" in inspect.signature(ReplayService).parameters:
+        return ReplayService(pool, root, seed=seed)
+    return ReplayService(pool, seed)
+
+
+def question_embeddings(texts: list[str], progress: bool = True) -> tuple[np.ndarray, Path, bool]:
+    """MiniLM embeddings of the questions, cached by a hash of the texts."""
+    key = content_hash([], CACHE_VERSION, "\x1e".join(texts))
+    path = cache_dir() / f"qa-pool-{key}.npy"
+    if path.is_file():
+        return np.load(path), path, True
+    from providers.retrieve.embedder import embed
+
+    batches = [texts[i : i + 256] for i in range(0, len(texts), 256)]
+    bar = ProgressBar(len(batches), label="embedding questions") if progress else None
+    parts = []
+    for batch in batches:
+        parts.append(embed(batch))
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    vectors = np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(path)
+    return vectors, path, False
+
+
+def build_spec(args: argparse.Namespace, progress: bool = True) -> BenchSpec:
+    from mcp_router.bench import qa_pool
+    from mcp_router.bench.retrieval import router_features
+
+    root = data_dir()
+    pool = qa_pool.load_qa_pool(root)
+    embeddings, cache_path, hit = question_embeddings(list(pool.texts), progress)
+    print(
+        f"bench: question embeddings {'loaded from' if hit else 'written to'} {cache_path}", file=sys.stderr
+    )
+    X, features = router_features(list(pool.texts), embeddings)
+    make_service = functools.partial(_make_service, pool, root)
+    service = make_service(0)
+    arms = list(pool.arms)
+    l_ref = float(qa_pool.L_REF_S)
+    traces = getattr(service, "traces", None)
+    if traces:
+        latency = {arm: float(traces[arm].median_s) for arm in arms}
+    else:
+        latency = dict(estimate_unloaded_latency(service, len(pool.texts)))
+    capacity = {arm: int(service.capacity(arm, 0.0)) for arm in arms}
+    params: dict[str, Any] = {
+        "scenario": "qa-pool-main",
+        "arrival_rate": service.arrival_rate(0.0),
+        "arrivals": "Poisson, rate from qa_pool.ReplayService",
+        "capacity": capacity,
+        "service_time": "replayed per call from the arm's llmperf trace (qa_pool.ReplayService)",
+        "trace_for_model": dict(getattr(qa_pool, "TRACE_FOR_MODEL", {})),
+        "queue": "FIFO per arm; a call holds one slot for its service time; in-flight = queued + in service",
+        "l_ref_s": l_ref,
+        "timeout_s": 3 * l_ref,
+        "timeout": (
+            "latency (wait + service) > 3·L_ref: counted as latency 3·L_ref, quality 0, status timeout; "
+            "the call still holds its queue place and slot until its service ends"
+        ),
+        "failures": "trace records with an error code: status unavailable, quality 0, latency as replayed",
+        "judge": (
+            "simulated judge: gold + N(0, σ), clipped to [0, 1]; every call judged; "
+            "failures and timeouts get reward 0"
+        ),
+        "judge_noise_sigma": args.noise,
+        "judge_rate": 1.0,
+        "stream": "questions uniform with replacement from the pool, seeded; same per policy in a seed",
+        "router_features": features,
+        "cache": str(cache_path),
+    }
+    if traces:
+        params["trace_error_rate"] = {arm: round(traces[arm].error_rate, 4) for arm in arms}
+    return BenchSpec(
+        benchmark="qa-pool",
+        dataset={
+            "name": "llmrouter (train + deduplicated test) with llmperf latency traces",
+            "path": str(root),
+            "queries": len(pool.texts),
+            "dropped_duplicates": getattr(pool, "dropped_duplicates", None),
+            "metric": "per-question model score in [0, 1] (LLMRouter)",
+        },
+        tool="llm_complete",
+        arms=arms,
+        texts=list(pool.texts),
+        X=X,
+        gold=np.asarray(pool.quality, dtype=float),
+        make_service=make_service,
+        l_ref_s=l_ref,
+        timeout_s=3 * l_ref,
+        judge_noise=args.noise,
+        capacity=capacity,
+        arm_latency=latency,
+        params=params,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    spec = build_spec(args)
+    policies = parse_policies(getattr(args, "policies", None), ALL_POLICIES)
+    report = run_benchmark(
+        spec, policies, seeds=args.seeds, steps=args.steps, workers=getattr(args, "workers", None)
+    )
+    report["wall_s"]["with_setup"] = round(time.perf_counter() - started, 2)
+    emit(report, args)
+    return 0

@@ -9,7 +9,7 @@ import pytest
 
 from mcp_router.bench.des import OK, TIMEOUT, UNAVAILABLE, Records
 from mcp_router.bench.metrics import aggregate, ci95, ndcg_at_k, seed_metrics, share_over_time
-from mcp_router.bench.policies import BestFixed, Oracle, preference
+from mcp_router.bench.policies import Fixed, Oracle, preference
 from mcp_router.routing.base import RouteContext
 
 
@@ -124,7 +124,5 @@ def test_gold_policies_prefer_quality_then_lower_latency():
         oracle.see_query(q)
         picks.append(oracle.rank(RouteContext(tool="t", text="", now=0.0)).order[0])
     assert picks == ["fast", "fast", "mid"]  # tie -> lower latency; all-zero -> fastest; best
-    best = BestFixed(arms, gold, latency, queries=[0, 0, 2])  # means: slow 0.4, fast 0.433, mid 0.367
-    assert best.rank(RouteContext(tool="t", text="", now=0.0)).order == ["fast", "slow", "mid"]
-    best_slow = BestFixed(arms, gold, latency, queries=[0, 0, 1])  # slow and fast tie at 1/3
-    assert best_slow.rank(RouteContext(tool="t", text="", now=0.0)).order[0] == "fast"
+    fixed = Fixed(arms, gold, latency, "mid")
+    assert fixed.rank(RouteContext(tool="t", text="", now=0.0)).order == ["mid", "slow", "fast"]

@@ -97,12 +97,13 @@ def test_report_has_the_required_keys_and_sane_values(tmp_path: Path):
         assert p["latency_mean_s"] <= spec.timeout_s
     assert data["policies"]["always-good"]["share"] == {"good": 1.0, "fast": 0.0}
     assert data["policies"]["alternate"]["share"] == {"good": 0.5, "fast": 0.5}
-    assert data["policies"]["best-fixed"]["share"]["good"] == 1.0  # good has the higher mean gold quality
+    # best-fixed: the arm whose fixed routing realized the best quality on these streams
+    best = data["policies"]["best-fixed"]
+    assert best["share"][best["arm"]] == 1.0
+    assert best["quality"] >= data["policies"]["always-good"]["quality"]
     assert data["policies"]["oracle"]["share"]["good"] == 1.0  # ... on every query, by construction
     # 4 calls/s on 2 slots of ~0.6 s: the all-good policies queue up and time out
     assert data["policies"]["always-good"]["latency_mean_s"] > data["policies"]["alternate"]["latency_mean_s"]
-    # the same seed gives the same stream: the two hindsight policies route identically here
-    assert data["policies"]["oracle"]["quality"] == data["policies"]["best-fixed"]["quality"]
 
     table = format_table(report)
     for name in policies:

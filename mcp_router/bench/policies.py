@@ -15,6 +15,7 @@ import numpy as np
 from mcp_router.routing.base import Decision, Outcome, RouteContext
 
 GOLD_POLICIES = ("best-fixed", "oracle")
+FIXED_PREFIX = "fixed:"
 ALL_POLICIES = (
     "lqm",
     "lqm-noguards",
@@ -66,16 +67,16 @@ class GoldPolicy:
         pass
 
 
-class BestFixed(GoldPolicy):
-    """The single arm with the highest mean gold quality over the stream's queries (hindsight)."""
+class Fixed(GoldPolicy):
+    """Always the same arm. `best-fixed` is the one of these with the best realized quality in
+    hindsight: every arm is run fixed on the same streams, and the best is reported."""
 
-    name = "best-fixed"
+    name = "fixed"
 
-    def __init__(
-        self, arms: Sequence[str], gold: np.ndarray, latency: Mapping[str, float], queries: Sequence[int]
-    ) -> None:
+    def __init__(self, arms: Sequence[str], gold: np.ndarray, latency: Mapping[str, float], arm: str) -> None:
         super().__init__(arms, gold, latency)
-        self._order = preference(self.gold[np.asarray(queries)].mean(axis=0), self.latency)
+        first = self.arms.index(arm)
+        self._order = [first] + [a for a in range(len(self.arms)) if a != first]
 
     def order(self) -> list[int]:
         return self._order
@@ -114,8 +115,8 @@ def make_policy(
     policies' tie-break); `extra` maps further policy names to factories `(arms, seed) -> policy`."""
     if extra and name in extra:
         return extra[name](list(arms), seed)
-    if name == "best-fixed":
-        return BestFixed(arms, gold, latency, queries)
+    if name.startswith(FIXED_PREFIX) and name.removeprefix(FIXED_PREFIX) in arms:
+        return Fixed(arms, gold, latency, name.removeprefix(FIXED_PREFIX))
     if name == "oracle":
         return Oracle(arms, gold, latency)
     try:

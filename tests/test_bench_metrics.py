@@ -126,3 +126,13 @@ def test_gold_policies_prefer_quality_then_lower_latency():
     assert picks == ["fast", "fast", "mid"]  # tie -> lower latency; all-zero -> fastest; best
     fixed = Fixed(arms, gold, latency, "mid")
     assert fixed.rank(RouteContext(tool="t", text="", now=0.0)).order == ["mid", "slow", "fast"]
+
+
+def test_policy_variants_parse_router_parameters():
+    from mcp_router.bench.policies import parse_variant
+
+    assert parse_variant("lqm") == ("lqm", {})
+    assert parse_variant("lqm:alpha=0.2,modulation=none,n_min=5,clip=false") == (
+        "lqm",
+        {"alpha": 0.2, "modulation": "none", "n_min": 5, "clip": False},
+    )

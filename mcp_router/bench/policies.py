@@ -98,6 +98,27 @@ class Oracle(GoldPolicy):
         return order
 
 
+def parse_variant(name: str) -> tuple[str, dict[str, Any]]:
+    """`lqm:alpha=0.2,modulation=none` → ("lqm", {"alpha": 0.2, "modulation": "none"}): parameter
+    variants of a router for ablations, named on the command line."""
+    base, _, spec = name.partition(":")
+    params: dict[str, Any] = {}
+    for item in filter(None, spec.split(",")):
+        key, _, raw = item.partition("=")
+        value: Any = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    pass
+        params[key.strip()] = value
+    return base, params
+
+
 def make_policy(
     name: str,
     arms: Sequence[str],
@@ -119,9 +140,12 @@ def make_policy(
         return Fixed(arms, gold, latency, name.removeprefix(FIXED_PREFIX))
     if name == "oracle":
         return Oracle(arms, gold, latency)
+    base, params = parse_variant(name)
     try:
         from mcp_router.routing import build_router
 
-        return build_router(name, tool, list(arms), l_ref_s=l_ref_s, capacity=dict(capacity or {}), seed=seed)
+        return build_router(
+            base, tool, list(arms), l_ref_s=l_ref_s, capacity=dict(capacity or {}), seed=seed, params=params
+        )
     except Exception as exc:
         raise ValueError(f"cannot build policy {name!r}: {type(exc).__name__}: {exc}") from exc

@@ -10,12 +10,15 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
+from providers import ProviderEnv
+from tests.providers_support import provider_env
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -70,6 +73,13 @@ def wiki_url(wiki_server: ThreadingHTTPServer) -> str:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[ProviderEnv]:
+    """Adapters' shared environment (one HTTP pool, no collections), closed after the test."""
+    async with provider_env() as provider_environment:
+        yield provider_environment
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,7 +27,6 @@ from tests.providers_support import (
     llama_server,
     openai_completion_body,
     openai_error_body,
-    provider_env,
     silent_listener,
     smollm2_gguf,
 )
@@ -43,17 +42,6 @@ CAPITAL = CompletionRequest(
     max_tokens=16,
     temperature=0.0,
 )
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[ProviderEnv]:
-    async with provider_env() as env:
-        yield env
 
 
 # ------------------------------------------------------------------ (a) real llama_cpp.server on loopback

@@ -55,11 +55,6 @@ LONG_PARAGRAPHS = [
 LIGHTHOUSES = "# Lighthouses\n\n" + "\n\n".join(LONG_PARAGRAPHS)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("corpus")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -19,7 +18,6 @@ from tests.providers_support import (
     USER_AGENT,
     adapter,
     free_port,
-    provider_env,
     spec,
     wiki_error_body,
     wiki_result,
@@ -56,17 +54,6 @@ MANDELA = wiki_search_body(
     ],
     totalhits=5060,
 )
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[ProviderEnv]:
-    async with provider_env() as env:
-        yield env
 
 
 @pytest.fixture

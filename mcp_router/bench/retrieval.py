@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from mcp_router.bench import runner
 from mcp_router.bench.paths import cache_dir, content_hash, data_dir
 from mcp_router.bench.policies import ALL_POLICIES
-from mcp_router.bench.report import ProgressBar, emit
-from mcp_router.bench.runner import BenchSpec, parse_policies, run_benchmark
+from mcp_router.bench.report import ProgressBar
+from mcp_router.bench.runner import BenchSpec
 
 ARMS = ["bm25", "bm25-title", "dense", "hybrid"]
 # The scenario, fixed before the first run. Extra scenarios may be added beside it, never in its place.
@@ -392,11 +393,4 @@ def build_spec(args: argparse.Namespace, progress: bool = True) -> BenchSpec:
 
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    spec = build_spec(args)
-    policies = parse_policies(getattr(args, "policies", None), ALL_POLICIES)
-    report = run_benchmark(
-        spec, policies, seeds=args.seeds, steps=args.steps, workers=getattr(args, "workers", None)
-    )
-    report["wall_s"]["with_setup"] = round(time.perf_counter() - started, 2)
-    emit(report, args)
-    return 0
+    return runner.main(build_spec(args), args, started, ALL_POLICIES)

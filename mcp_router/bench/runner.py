@@ -46,13 +46,9 @@ class BenchSpec:
     extra_policies: dict[str, Callable[[list[str], int], Any]] = field(default_factory=dict)
 
 
-def run_one(spec: BenchSpec, policy_name: str, seed: int, steps: int) -> dict[str, Any]:
-    """One policy on one seed's stream: its per-seed metrics (and the wall time it took)."""
-    started = time.perf_counter()
-    queries = sample_queries(len(spec.texts), steps, seed)
-    service = spec.make_service(seed)
-    policy = make_policy(
-        policy_name,
+def policy_for(spec: BenchSpec, name: str, seed: int, queries: Sequence[int]) -> Any:
+    return make_policy(
+        name,
         spec.arms,
         tool=spec.tool,
         l_ref_s=spec.l_ref_s,
@@ -63,6 +59,14 @@ def run_one(spec: BenchSpec, policy_name: str, seed: int, steps: int) -> dict[st
         latency=spec.arm_latency,
         extra=spec.extra_policies,
     )
+
+
+def run_one(spec: BenchSpec, policy_name: str, seed: int, steps: int) -> dict[str, Any]:
+    """One policy on one seed's stream: its per-seed metrics (and the wall time it took)."""
+    started = time.perf_counter()
+    queries = sample_queries(len(spec.texts), steps, seed)
+    service = spec.make_service(seed)
+    policy = policy_for(spec, policy_name, seed, queries)
     records = simulate(
         service,
         policy,
@@ -112,18 +116,7 @@ def run_benchmark(
     fixed = [FIXED_PREFIX + arm for arm in spec.arms] if "best-fixed" in policies else []
     simulated = [p for p in policies if p != "best-fixed"] + fixed
     for name in simulated:  # fail fast on an unknown policy, before any worker starts
-        make_policy(
-            name,
-            spec.arms,
-            tool=spec.tool,
-            l_ref_s=spec.l_ref_s,
-            capacity=spec.capacity,
-            seed=0,
-            gold=spec.gold,
-            queries=[0],
-            latency=spec.arm_latency,
-            extra=spec.extra_policies,
-        )
+        policy_for(spec, name, 0, [0])
     jobs = [(name, seed) for seed in range(seeds) for name in simulated]
     bar = ProgressBar(len(jobs), label=spec.benchmark) if progress else None
     results: dict[tuple[str, int], dict[str, Any]] = {}
@@ -185,6 +178,19 @@ def run_benchmark(
         report["policies"]["best-fixed"]["arm"] = best.removeprefix(FIXED_PREFIX)
     report["wall_s"]["total"] = round(time.perf_counter() - started, 2)
     return report
+
+
+def main(spec: BenchSpec, args: Any, started: float, default_policies: Sequence[str]) -> int:
+    """The `mcp-router bench NAME` flow once a benchmark has built its spec: run, report, write."""
+    from mcp_router.bench.report import emit
+
+    policies = parse_policies(getattr(args, "policies", None), default_policies)
+    report = run_benchmark(
+        spec, policies, seeds=args.seeds, steps=args.steps, workers=getattr(args, "workers", None)
+    )
+    report["wall_s"]["with_setup"] = round(time.perf_counter() - started, 2)
+    emit(report, args)
+    return 0
 
 
 def parse_policies(value: str | None, default: Sequence[str]) -> list[str]:

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(stats)
 
     bench = commands.add_parser("bench", help="run a routing benchmark in simulated time (no server)")
-    bench.add_argument("name", choices=["retrieval", "qa-pool"], help="which benchmark")
+    bench.add_argument("name", choices=["retrieval", "qa-pool", "judge"], help="which benchmark")
     bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
     bench.add_argument("--plot", metavar="FILE.png", help="plot quality vs latency and the lqm traffic share")
     bench.add_argument("--seeds", type=int, default=5, help="seeds (default 5)")
@@ -66,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--noise", type=float, default=0.1, help="simulated judge noise σ (default 0.1)")
     bench.add_argument("--policies", default="all", help="comma-separated policies (default all)")
     bench.add_argument("--workers", type=int, default=None, help="worker processes (default min(2, cores))")
+    judge = bench.add_argument_group("bench judge")
+    judge.add_argument(
+        "--judges",
+        default="smollm2-135m,gemma3-270m",
+        help="comma-separated local judge models, or 'none' (default smollm2-135m,gemma3-270m)",
+    )
+    judge.add_argument("--pairs", type=int, default=60, help="query-passage pairs to judge (default 60)")
+    judge.add_argument("--queries", type=int, default=30, help="queries whose top-5 is judged (default 30)")
+    judge.add_argument("--sample-seed", type=int, default=0, help="seed of the pair/query sample (default 0)")
+    judge.add_argument("--curve-steps", type=int, default=None, help="curve steps (default --steps)")
+    judge.add_argument(
+        "--curve-seeds", type=int, default=None, help="robustness curve seeds, 0 to skip (default --seeds)"
+    )
     return parser
 
 

@@ -18,10 +18,15 @@ from typing import Any
 import anyio
 import numpy as np
 
+from mcp_router.feedback import implicit
+from mcp_router.feedback.inputs import judge_input
+from mcp_router.feedback.judge import JudgeInput, judge_messages, parse_verdict
+from mcp_router.feedback.queue import JudgeQueue
 from mcp_router.routing import Decision, Outcome, RouteContext, Router
 from mcp_router.routing.features import Featurizer
 from mcp_router.store import AttemptRecord, CallRecord, QualityObs, Store
 from providers import Adapter, ProviderError, RateLimited
+from providers.types import CompletionRequest
 
 log = logging.getLogger("mcp_router.dispatch")
 AttemptHook = Callable[[str, int], Awaitable[None]]
@@ -80,6 +85,22 @@ class AllProvidersFailed(DispatchError):
         self.attempts = attempts
 
 
+@dataclass(frozen=True)
+class JudgeSetup:
+    """The judge: an llm_complete arm (shared with that tool, so in-flight counts are shared too)."""
+
+    arm: Arm
+    max_tokens: int = 48
+    queue_size: int = 32
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class JudgeJob:
+    call_id: str
+    input: JudgeInput
+
+
 def new_call_id() -> str:
     return "call_" + secrets.token_hex(8)
 
@@ -101,11 +122,14 @@ class Dispatcher:
         store: Store,
         featurizer: Featurizer | None = None,
         clock: Clock = time.time,
+        judge: JudgeSetup | None = None,
     ) -> None:
         self.routes = routes
         self.store = store
         self.featurizer = featurizer
         self.clock = clock
+        self.judge = judge
+        self.judge_queue = JudgeQueue(self._run_judge, judge.queue_size, judge.timeout_s) if judge else None
         for route in routes.values():
             self._replay(route)
 
@@ -120,8 +144,10 @@ class Dispatcher:
                 router.observe(
                     Outcome(event.provider, event.status, event.latency_s, event.ts_done, event.retry_after)
                 )
-            else:
+            elif kind == 1:
                 router.observe_quality(event.provider, event.x, event.reward, event.ts)
+            else:
+                router.forget_quality(event.provider, event.x, event.reward, event.ts)
         router.decisions = self.store.tool_call_count(route.tool)
 
     async def features(self, router: Router, text: str) -> np.ndarray | None:
@@ -181,11 +207,15 @@ class Dispatcher:
                 feat_version=self.featurizer.version if x is not None and self.featurizer else None,
                 sampled=decision.sample_quality,
                 failure_obs=failures,
+                session_id=summary.get("session_id"),
+                cost_usd=float(getattr(served, "cost_usd", 0.0) or 0.0),
             )
             with anyio.CancelScope(shield=True):  # a cancelled call is still recorded
                 await anyio.to_thread.run_sync(self.store.record_call, record)
         if record.served_by is None:
             raise AllProvidersFailed(tool, call_id, attempts)
+        if decision.sample_quality:
+            await self._sample_quality(tool, call_id, request, served)
         return Served(
             call_id=call_id,
             provider=record.served_by,
@@ -219,12 +249,76 @@ class Dispatcher:
         )
         return record, result
 
-    async def feedback(self, call_id: str, score: float, comment: str | None) -> QualityObs:
-        """Explicit feedback: stored with the call's features and learned by its tool's router."""
+    # -- quality signals -------------------------------------------------------------------------
+
+    async def _sample_quality(self, tool: str, call_id: str, request: Any, result: Any) -> None:
+        """A sampled success: an empty list is judged implicitly at once; anything else is queued for
+        the judge, which never delays the answer."""
+        item = judge_input(tool, request, result)
+        if item is None:
+            await self._signal(call_id, implicit.EMPTY_RESULT, "implicit")
+        elif self.judge_queue is not None:
+            self.judge_queue.submit(JudgeJob(call_id, item), call_id)
+
+    async def _signal(
+        self, call_id: str, reward: float, source: str, cost_usd: float = 0.0
+    ) -> QualityObs | None:
         obs = await anyio.to_thread.run_sync(
+            lambda: self.store.add_signal(call_id, reward, source, self.clock(), cost_usd)
+        )
+        route = self.routes.get(obs.tool) if obs else None
+        if obs and route and obs.provider in route.router.arms:
+            route.router.observe_quality(obs.provider, obs.x, obs.reward, obs.ts)
+        return obs
+
+    async def _run_judge(self, job: JudgeJob) -> None:
+        """Grade one call with the judge model; its call is recorded under the tool `judge`, with its cost."""
+        assert self.judge is not None
+        arm = self.judge.arm
+        request = CompletionRequest(
+            messages=tuple(judge_messages(job.input)), max_tokens=self.judge.max_tokens, temperature=0.0
+        )
+        attempt, completion = await self._attempt(arm, request, arm.timeout_s)
+        cost = float(completion.cost_usd) if completion is not None else 0.0
+        record = CallRecord(
+            call_id=new_call_id(),
+            tool="judge",
+            router="judge",
+            ts=self.clock(),
+            request={"judged_call": job.call_id, "tool": job.input.tool},
+            attempts=[attempt],
+            cost_usd=cost,
+        )
+        await anyio.to_thread.run_sync(self.store.record_call, record)
+        if attempt.status != "ok":
+            log.warning("judge %s failed on %s: %s", arm.name, job.call_id, attempt.error)
+            return
+        reward = parse_verdict(job.input, completion.text)
+        if reward is None:
+            log.info("judge output for %s did not parse; dropped, not guessed", job.call_id)
+            return
+        await self._signal(job.call_id, reward, "judge", cost)
+
+    async def session_turn(self, session_id: str, last_user: str) -> None:
+        """Implicit feedback on the session's previous answer from the user's next message."""
+        previous = await anyio.to_thread.run_sync(self.store.last_session_call, session_id, self.clock())
+        if previous is None or previous["status"] != "ok":
+            return
+        signal = implicit.session_signal(previous["request"].get("last_user", ""), last_user)
+        if signal is not None:
+            log.info("implicit signal for %s: %s", previous["call_id"], signal[1])
+            await self._signal(previous["call_id"], signal[0], "implicit")
+
+    async def feedback(self, call_id: str, score: float, comment: str | None) -> QualityObs:
+        """Explicit feedback: stored with the call's features, learned by its tool's router, and
+        replacing any judge or implicit signal of that call."""
+        obs, replaced = await anyio.to_thread.run_sync(
             lambda: self.store.add_feedback(call_id, score, "explicit", self.clock(), comment)
         )
         router = self.routes[obs.tool].router if obs.tool in self.routes else None
         if router is not None and obs.provider in router.arms:
+            # the same order as a replay: observations before removals at the same timestamp
             router.observe_quality(obs.provider, obs.x, obs.reward, obs.ts)
+            for old in replaced:
+                router.forget_quality(old.provider, old.x, old.reward, old.ts)
         return obs

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcp_router.config import TOOLS, LoadedConfig
-from mcp_router.dispatch import Arm, Dispatcher, ToolRoute
+from mcp_router.dispatch import Arm, Dispatcher, JudgeSetup, ToolRoute
 from mcp_router.routing import build_router
 from mcp_router.routing.features import Featurizer
 from mcp_router.store import Store
@@ -59,7 +59,7 @@ def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]
             list(arms),
             l_ref_s=loaded.config.l_ref_s(tool),
             seed=tool_config.seed,
-            params=tool_config.lqm,
+            params={"judge_rate": loaded.config.judge.rate, **tool_config.lqm},
             guards=tool_config.guards,
             capacity={p.name: p.max_inflight for p in tool_config.enabled_providers() if p.max_inflight},
         )
@@ -84,5 +84,19 @@ def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]
 def open_runtime(loaded: LoadedConfig, database: Path) -> Runtime:
     env = ProviderEnv(http=new_client(), collections=CollectionLibrary(loaded.collection_folders()))
     store = Store(database)
-    dispatcher = Dispatcher(build_routes(loaded, env), store, Featurizer(embed=embed))
+    routes = build_routes(loaded, env)
+    dispatcher = Dispatcher(routes, store, Featurizer(embed=embed), judge=judge_setup(loaded, routes))
     return Runtime(loaded=loaded, store=store, env=env, dispatcher=dispatcher)
+
+
+def judge_setup(loaded: LoadedConfig, routes: dict[str, ToolRoute]) -> JudgeSetup | None:
+    """The judge runs on an arm of `llm_complete`, the same object, so its in-flight calls count there."""
+    provider = loaded.config.judge_provider()
+    if provider is None:
+        log.info("judge: off (disabled, or no enabled llm_complete provider reaches judge.min_quality_prior)")
+        return None
+    judge = loaded.config.judge
+    log.info("judge: %s, rate %.2f", provider.name, judge.rate)
+    return JudgeSetup(
+        routes["llm_complete"].arms[provider.name], judge.max_tokens, judge.queue_size, judge.timeout_s
+    )

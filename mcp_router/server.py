@@ -108,7 +108,13 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
         rt.warm_up()
         holder["rt"] = rt
         try:
-            yield rt
+            async with anyio.create_task_group() as background:
+                if rt.dispatcher.judge_queue is not None:
+                    background.start_soon(rt.dispatcher.judge_queue.serve)
+                try:
+                    yield rt
+                finally:
+                    background.cancel_scope.cancel()
         finally:
             holder.pop("rt", None)
             with anyio.CancelScope(shield=True):
@@ -191,6 +197,8 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
             "temperature": temperature,
             "session_id": session_id,
         }
+        if session_id:
+            await runtime().dispatcher.session_turn(session_id, last_user)
         started = time.monotonic()
         progress = Progress(ctx)
 
@@ -221,7 +229,8 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
     @mcp.tool(title="Rate a result", annotations=RATE)
     async def feedback(call_id: CallId, score: Score, comment: Comment = None) -> FeedbackOutput:
         """Rate an earlier result of search, retrieve or llm_complete (0 = useless, 1 = perfect). The
-        router learns from it which provider serves best. Each call can be rated once."""
+        router learns from it which provider serves best; your rating replaces the automatic judge's
+        for that call. Each call can be rated once."""
         try:
             obs = await runtime().dispatcher.feedback(call_id, score, comment)
         except UnknownCall:

@@ -44,6 +44,7 @@ class QualityObs:
     x: np.ndarray | None
     reward: float
     source: str  # explicit | judge | failure | implicit
+    cost_usd: float = 0.0  # what obtaining the signal cost (the judge's tokens)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class CallRecord:
     feat_version: str | None = None
     sampled: bool = False  # the router asked for this call's quality to be judged
     failure_obs: list[QualityObs] = field(default_factory=list)  # r = 0 for sampled failed attempts
+    session_id: str | None = None
+    cost_usd: float = 0.0
 
     @property
     def served_by(self) -> str | None:
@@ -95,10 +98,13 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             "x": bytes,
             "feat_version": str,
             "sampled": int,
+            "session_id": str,
+            "cost_usd": float,
         },
         pk="call_id",
     )
     db["calls"].create_index(["tool", "ts"])
+    db["calls"].create_index(["session_id", "ts"])
     db["attempts"].create(
         {
             "id": int,
@@ -159,6 +165,8 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             "feat_version": str,
             "reward": float,
             "source": str,
+            "cost_usd": float,
+            "superseded_ts": float,  # when explicit feedback replaced this judge/implicit signal
         },
         pk="id",
         foreign_keys=[("call_id", "calls", "call_id")],
@@ -245,6 +253,8 @@ class Store:
                     "x": _blob(record.x),
                     "feat_version": record.feat_version,
                     "sampled": int(record.sampled),
+                    "session_id": record.session_id,
+                    "cost_usd": record.cost_usd,
                 }
             )
             for n, attempt in enumerate(record.attempts, start=1):
@@ -289,33 +299,95 @@ class Store:
             for obs in record.failure_obs:
                 self._insert_obs(db, obs, record.feat_version)
 
+    def _served_call(self, db: sqlite_utils.Database, call_id: str) -> dict[str, Any]:
+        rows = list(
+            db.query("SELECT tool, provider, status, x, feat_version FROM calls WHERE call_id = ?", [call_id])
+        )
+        if not rows or rows[0]["status"] != "ok":
+            raise UnknownCall(call_id)
+        return rows[0]
+
+    def _fold_quality(
+        self, db: sqlite_utils.Database, call: dict[str, Any], delta: float, count: int, now: float
+    ) -> None:
+        db.execute(
+            "UPDATE arm_state SET quality_sum = quality_sum + ?, quality_n = quality_n + ?, updated_at = ? "
+            "WHERE tool = ? AND provider = ?",
+            (delta, count, now, call["tool"], call["provider"]),
+        )
+
     def add_feedback(
         self, call_id: str, score: float, source: str, now: float, comment: str | None = None
-    ) -> QualityObs:
-        """Record a quality score for a served call, fold it into its arm's quality mean, and keep it
-        as a quality observation (with the call's features) for the router to learn from."""
+    ) -> tuple[QualityObs, list[QualityObs]]:
+        """Record explicit feedback for a served call. It replaces any judge or implicit signal of that
+        call: those are marked superseded and returned, so the router can forget them."""
         with self._transaction() as db:
-            rows = list(
-                db.query(
-                    "SELECT tool, provider, status, x, feat_version FROM calls WHERE call_id = ?", [call_id]
-                )
-            )
-            if not rows or rows[0]["status"] != "ok":
-                raise UnknownCall(call_id)
-            call = rows[0]
+            call = self._served_call(db, call_id)
             if list(db.query("SELECT 1 FROM feedback WHERE call_id = ? AND source = ?", [call_id, source])):
                 raise DuplicateFeedback(call_id)
             db["feedback"].insert(
                 {"call_id": call_id, "source": source, "score": score, "comment": comment, "ts": now}
             )
+            replaced = [
+                QualityObs(
+                    call["tool"],
+                    row["provider"],
+                    call_id,
+                    row["ts"],
+                    _vector(row["x"]),
+                    row["reward"],
+                    row["source"],
+                    row["cost_usd"] or 0.0,
+                )
+                for row in db.query(
+                    "SELECT * FROM quality_obs WHERE call_id = ? AND source IN ('judge', 'implicit') "
+                    "AND superseded_ts IS NULL ORDER BY id",
+                    [call_id],
+                )
+            ]
             db.execute(
-                "UPDATE arm_state SET quality_sum = quality_sum + ?, quality_n = quality_n + 1, "
-                "updated_at = ? WHERE tool = ? AND provider = ?",
-                (score, now, call["tool"], call["provider"]),
+                "UPDATE quality_obs SET superseded_ts = ? "
+                "WHERE call_id = ? AND source IN ('judge', 'implicit') AND superseded_ts IS NULL",
+                (now, call_id),
             )
+            self._fold_quality(db, call, score - sum(o.reward for o in replaced), 1 - len(replaced), now)
             obs = QualityObs(call["tool"], call["provider"], call_id, now, _vector(call["x"]), score, source)
             self._insert_obs(db, obs, call["feat_version"])
+            return obs, replaced
+
+    def add_signal(
+        self, call_id: str, reward: float, source: str, now: float, cost_usd: float = 0.0
+    ) -> QualityObs | None:
+        """A judge or implicit quality signal for a served call; None when explicit feedback (which
+        overrides them) or a signal of the same source is already there."""
+        with self._transaction() as db:
+            call = self._served_call(db, call_id)
+            if list(
+                db.query(
+                    "SELECT 1 FROM quality_obs WHERE call_id = ? AND source IN ('explicit', ?) "
+                    "AND provider = ?",
+                    [call_id, source, call["provider"]],
+                )
+            ):
+                return None
+            obs = QualityObs(
+                call["tool"], call["provider"], call_id, now, _vector(call["x"]), reward, source, cost_usd
+            )
+            self._fold_quality(db, call, reward, 1, now)
+            self._insert_obs(db, obs, call["feat_version"])
             return obs
+
+    def last_session_call(self, session_id: str, before_ts: float) -> dict[str, Any] | None:
+        rows = self._query(
+            "SELECT call_id, status, request FROM calls WHERE session_id = ? AND tool = 'llm_complete' "
+            "AND ts < ? ORDER BY ts DESC, rowid DESC LIMIT 1",
+            [session_id, before_ts],
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        row["request"] = json.loads(row["request"] or "{}")
+        return row
 
     @staticmethod
     def _insert_obs(db: sqlite_utils.Database, obs: QualityObs, feat_version: str | None) -> None:
@@ -329,21 +401,23 @@ class Store:
                 "feat_version": feat_version,
                 "reward": obs.reward,
                 "source": obs.source,
+                "cost_usd": obs.cost_usd,
             }
         )
 
     def router_events(self, tool: str, feat_version: str | None) -> list[tuple[float, int, Any]]:
-        """Everything a router of `tool` has learned from, in the order it happened: attempts (as
-        AttemptRecord) and quality observations made under the same feature version. Replaying these
-        into a fresh router rebuilds its state exactly."""
+        """Everything a router of `tool` has learned from, in the order it happened: attempts (kind 0,
+        AttemptRecord), quality observations made under the same feature version (kind 1) and their
+        replacement by explicit feedback (kind 2). Replaying these into a fresh router rebuilds its
+        state exactly."""
         attempts = self._query(
             "SELECT provider, status, latency_s, error, ts_done, retry_after FROM attempts WHERE tool = ? "
             "ORDER BY id",
             [tool],
         )
         observations = self._query(
-            "SELECT provider, call_id, ts, x, reward, source, feat_version FROM quality_obs WHERE tool = ? "
-            "ORDER BY id",
+            "SELECT provider, call_id, ts, x, reward, source, feat_version, cost_usd, superseded_ts "
+            "FROM quality_obs WHERE tool = ? ORDER BY id",
             [tool],
         )
         events: list[tuple[float, int, Any]] = [
@@ -356,17 +430,22 @@ class Store:
             )
             for a in attempts
         ]
-        events += [
-            (
+        for o in observations:
+            if o["feat_version"] != feat_version and o["x"] is not None:
+                continue
+            obs = QualityObs(
+                tool,
+                o["provider"],
+                o["call_id"],
                 o["ts"],
-                1,
-                QualityObs(
-                    tool, o["provider"], o["call_id"], o["ts"], _vector(o["x"]), o["reward"], o["source"]
-                ),
+                _vector(o["x"]),
+                o["reward"],
+                o["source"],
+                o["cost_usd"] or 0.0,
             )
-            for o in observations
-            if o["feat_version"] == feat_version or o["x"] is None
-        ]
+            events.append((o["ts"], 1, obs))
+            if o["superseded_ts"] is not None:  # kind 2: the router forgets it when explicit feedback came
+                events.append((o["superseded_ts"], 2, obs))
         events.sort(key=lambda e: (e[0], e[1]))  # stable: same-time events keep their insertion order
         return events
 

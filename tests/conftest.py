@@ -137,6 +137,9 @@ type = "llamacpp"
 model = "smollm2-135m"
 timeout_s = 45
 {extra}
+
+[judge]
+enabled = false  # judging is tested on its own (test_quality_signals.py); here it would only add noise
 """
 
 

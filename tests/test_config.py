@@ -109,3 +109,18 @@ def test_cli_reports_invalid_config_and_exits_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and done.stdout == ""
     assert "tools.search.timeout (line 2): unknown key" in done.stderr
+
+
+def test_judge_is_the_strongest_provider_that_reaches_the_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert load_config().config.judge_provider() is None  # only the packaged models: they grade at chance
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-anything")
+    assert load_config().config.judge_provider().name == "openai"
+
+
+def test_a_named_judge_is_used_whatever_its_prior(tmp_path: Path) -> None:
+    text = (
+        '[[tools.llm_complete.providers]]\nname = "tiny"\ntype = "llamacpp"\nmodel = "smollm2-135m"\n'
+        '[judge]\nprovider = "tiny"\n'
+    )
+    assert load_config(write(tmp_path, text)).config.judge_provider().name == "tiny"

@@ -79,8 +79,9 @@ def test_feedback_needs_a_served_call_and_comes_once(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     store.record_call(record("call_ok", OK))
     store.record_call(record("call_failed", FAIL))
-    obs = store.add_feedback("call_ok", 0.5, "explicit", now=2.0)
+    obs, replaced = store.add_feedback("call_ok", 0.5, "explicit", now=2.0)
     assert (obs.tool, obs.provider, obs.reward, obs.ts, obs.source) == ("search", "a", 0.5, 2.0, "explicit")
+    assert replaced == []
     with pytest.raises(DuplicateFeedback):
         store.add_feedback("call_ok", 0.9, "explicit", now=3.0)
     for missing in ("call_failed", "call_unknown"):
@@ -124,3 +125,26 @@ def test_stats_command_prints_table(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("retrieve") and " bm25 " in x)
     assert line.split()[2:5] == ["1", "1", "0"]
+
+
+def test_explicit_feedback_supersedes_judge_and_implicit_signals(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    store.record_call(record("call_1", OK))
+    judged = store.add_signal("call_1", 0.75, "judge", now=2.0, cost_usd=0.001)
+    assert judged is not None and judged.cost_usd == 0.001
+    assert store.add_signal("call_1", 0.5, "judge", now=2.5) is None  # one judge verdict per call
+    implicit = store.add_signal("call_1", 0.1, "implicit", now=3.0)
+    assert implicit is not None
+    _, replaced = store.add_feedback("call_1", 0.9, "explicit", now=4.0)
+    assert [(o.source, o.reward, o.ts) for o in replaced] == [("judge", 0.75, 2.0), ("implicit", 0.1, 3.0)]
+    assert store.add_signal("call_1", 0.3, "judge", now=5.0) is None  # explicit overrides later verdicts
+    state = store.arm_states("search")["a"]
+    assert (state["quality_n"], state["quality_sum"]) == (1, pytest.approx(0.9))
+    kinds = [(kind, event.source, ts) for ts, kind, event in store.router_events("search", None) if kind]
+    assert kinds == [
+        (1, "judge", 2.0),
+        (1, "implicit", 3.0),
+        (1, "explicit", 4.0),
+        (2, "judge", 4.0),
+        (2, "implicit", 4.0),
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-BENCHMARKS = ("retrieval", "qa-pool")
+BENCHMARKS = ("retrieval", "qa-pool", "judge")
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -21,4 +21,8 @@ def run(name: str, args: argparse.Namespace) -> int:
         from mcp_router.bench import qa_pool_bench
 
         return qa_pool_bench.main(args)
+    if name == "judge":
+        from mcp_router.bench import judge_bench
+
+        return judge_bench.main(args)
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")

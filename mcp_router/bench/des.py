@@ -7,8 +7,8 @@ while all slots are busy, so the in-flight counts the policy sees (queued + in s
 real. A call whose latency (queue wait + service) exceeds `timeout_s` times out: the client
 gives up at `arrival + timeout_s` and the policy hears "timeout" then, but the server never
 learns of it, so the call keeps its place in the queue and holds its slot until its service
-ends. Quality feedback is a simulated judge: gold + N(0, σ), clipped to [0, 1]; failed and
-timed-out calls get reward 0.
+ends. Quality feedback is a simulated judge (`feedback.simulated.SimulatedJudge`): gold + N(0, σ),
+clipped to [0, 1]; failed and timed-out calls get reward 0.
 
 Randomness is fixed per seed and shared across policies as far as routing allows (common random
 numbers): the arrival times and the judge's noise per step, and one service-time stream per arm
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mcp_router.bench.service import ServiceModel
+from mcp_router.feedback.simulated import SimulatedJudge
 from mcp_router.routing.base import Outcome, RouteContext
 
 OK, UNAVAILABLE, TIMEOUT = 0, 1, 2
@@ -98,7 +99,7 @@ def simulate(
     queries = np.asarray(queries, dtype=np.int64)
     steps = len(queries)
     arrive = arrival_times(service, steps, seed) if arrivals is None else np.asarray(arrivals, dtype=float)
-    noise = np.random.default_rng([seed, 12]).normal(0.0, judge_noise, steps) if judge_noise > 0 else None
+    judge = SimulatedJudge(judge_noise, np.random.default_rng([seed, 12]), steps=steps)
     arm_rngs = [np.random.default_rng([seed, 13, a]) for a in range(n_arms)]
     see_query = getattr(policy, "see_query", None)
 
@@ -138,8 +139,7 @@ def simulate(
         a, q = int(arm[i]), int(queries[i])
         if code == OK:
             quality[i] = gold[q, a]
-            r = gold[q, a] + (noise[i] if noise is not None else 0.0)
-            reward[i] = min(1.0, max(0.0, float(r)))
+            reward[i] = judge.grade(gold[q, a], step=i)
         status[i], latency[i], t_done[i] = code, seconds, now
         policy.observe(Outcome(arms[a], STATUS_NAMES[code], seconds, now=now))
         policy.observe_quality(arms[a], None if X is None else X[q], float(reward[i]), now)

@@ -122,6 +122,9 @@ class Router(ABC):
     def observe_quality(self, arm: str, x: np.ndarray | None, reward: float, now: float) -> None:  # noqa: B027
         """A quality reward in [0, 1] for an earlier call on `arm` (judge, feedback, or 0 for a failure)."""
 
+    def forget_quality(self, arm: str, x: np.ndarray | None, reward: float, ts: float) -> None:  # noqa: B027
+        """Take back a reward observed at `ts` (explicit feedback replaced the judge's)."""
+
     def arm_states(self, now: float, inflight: Mapping[str, int]) -> dict[str, dict[str, Any]]:
         """Per-arm router state for `router://stats/{tool}`: guards, and what the policy adds."""
         return {arm: {"guards": guard} for arm, guard in self.guards.state(now, inflight).items()}

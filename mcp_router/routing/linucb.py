@@ -44,6 +44,18 @@ class SlidingLinUCB:
             self._rebuild()
         self._solved = None
 
+    def remove(self, ts: float, x: np.ndarray, reward: float) -> bool:
+        """Take back one observation still in the window (explicit feedback replaced it)."""
+        x = np.asarray(x, dtype=np.float64)
+        for i, (t, xi, r) in enumerate(self.obs):
+            if t == ts and r == reward and np.array_equal(xi, x):
+                del self.obs[i]
+                self.A -= np.outer(x, x)
+                self.b -= reward * x
+                self._solved = None
+                return True
+        return False
+
     def evict(self, now: float) -> None:
         changed = False
         while self.obs and (len(self.obs) > self.window or self.obs[0][0] < now - self.window_age_s):

@@ -154,6 +154,10 @@ class LQMRouter(Router):
             x if x is not None else bias_vector(self.dim), float(np.clip(reward, 0.0, 1.0)), now
         )
 
+    def forget_quality(self, arm: str, x: np.ndarray | None, reward: float, ts: float) -> None:
+        x = x if x is not None else bias_vector(self.dim)
+        self.heads[arm].remove(ts, x, float(np.clip(reward, 0.0, 1.0)))
+
     def arm_states(self, now: float, inflight: Mapping[str, int]) -> dict[str, dict[str, Any]]:
         """Guards plus the score decomposition for a context-free request (bias features only)."""
         states = super().arm_states(now, inflight)

@@ -15,6 +15,19 @@ _ADAPTERS: dict[str, str] = {
     "hybrid": "providers.retrieve.local:HybridRetriever",
     "openai": "providers.llm.openai:OpenAIChat",
     "llamacpp": "providers.llm.llamacpp:LlamaCppChat",
+    # hosted web search APIs
+    "brave": "providers.search.brave:BraveSearch",
+    "tavily": "providers.search.tavily:TavilySearch",
+    "exa": "providers.search.exa:ExaSearch",
+    "serper": "providers.search.serper:SerperSearch",
+    "serpapi": "providers.search.serpapi:SerpApiSearch",
+    "searxng": "providers.search.searxng:SearxngSearch",
+    "jina": "providers.search.jina:JinaSearch",
+    "kagi": "providers.search.kagi:KagiSearch",
+    # hosted and local LLM APIs
+    "anthropic": "providers.llm.anthropic:AnthropicChat",
+    "gemini": "providers.llm.gemini:GeminiChat",
+    "ollama": "providers.llm.ollama:OllamaChat",
 }
 
 

@@ -1,4 +1,4 @@
-"""`mcp-router serve | demo | stats | bench`: the console entry point.
+"""`mcp-router serve | demo | stats | doctor | bench`: the console entry point.
 
 Logging goes to stderr and is configured before anything else is imported, because on stdio the
 server's stdout is the protocol channel: one stray line there breaks every client.
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = commands.add_parser("stats", help="print the per-provider statistics of a database")
     _config_arguments(stats)
+
+    doctor = commands.add_parser("doctor", help="check every configured provider: enabled, key, a probe call")
+    _config_arguments(doctor)
+    doctor.add_argument("--no-probe", action="store_true", help="only report configuration, call nothing")
+    doctor.add_argument("--timeout", type=float, default=20.0, help="seconds per probe (default 20)")
 
     bench = commands.add_parser("bench", help="run a routing benchmark in simulated time (no server)")
     bench.add_argument("name", choices=["retrieval", "qa-pool", "judge"], help="which benchmark")
@@ -117,6 +122,10 @@ def main(argv: list[str] | None = None) -> None:
         from mcp_router.demo import run_demo
 
         raise SystemExit(run_demo(args.config, args.db, args.docs))
+    elif args.command == "doctor":
+        from mcp_router.doctor import run_doctor
+
+        raise SystemExit(run_doctor(loaded, probe_calls=not args.no_probe, timeout_s=args.timeout))
     elif args.command == "stats":
         import anyio
 

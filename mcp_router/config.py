@@ -47,6 +47,7 @@ class ProviderConfig(_Strict):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
+    base_url_env: str | None = None  # a variable holding the base URL (SEARXNG_URL, OLLAMA_HOST)
     input_cost_per_token: float = Field(default=0.0, ge=0)
     output_cost_per_token: float = Field(default=0.0, ge=0)
     max_inflight: int | None = Field(default=None, ge=1)  # in-flight cap; also the router's capacity c_i
@@ -60,7 +61,7 @@ class ProviderConfig(_Strict):
             raise ValueError(f"unknown provider type {value!r}; use one of: {', '.join(known_types())}")
         return value
 
-    @field_validator("api_key_env")
+    @field_validator("api_key_env", "base_url_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
         # Never echo the value: a user may have pasted the key itself here.
@@ -77,6 +78,8 @@ class ProviderConfig(_Strict):
             return "disabled in config"
         if self.api_key_env and not self.key_present():
             return f"environment variable {self.api_key_env} is not set"
+        if self.base_url_env and not os.environ.get(self.base_url_env):
+            return f"environment variable {self.base_url_env} is not set"
         return None
 
     def spec(self) -> ProviderSpec:
@@ -85,7 +88,7 @@ class ProviderConfig(_Strict):
             name=self.name,
             type=self.type,
             timeout_s=self.timeout_s,
-            base_url=self.base_url,
+            base_url=os.environ.get(self.base_url_env) if self.base_url_env else self.base_url,
             model=self.model,
             api_key=Secret(key) if key else None,
             input_cost_per_token=self.input_cost_per_token,
@@ -149,11 +152,110 @@ class CollectionConfig(_Strict):
     path: str
 
 
+# Providers that join their tool when their conventional environment variable is set, unless the
+# config already has a provider of that name (configure it there, or set `enabled = false` to keep it
+# out) or sets `auto_providers = false`. Models and per-token prices are defaults; override in config.
+AUTO_PROVIDERS: tuple[tuple[ToolName, dict[str, Any]], ...] = (
+    ("search", {"name": "brave", "type": "brave", "api_key_env": "BRAVE_API_KEY", "timeout_s": 8}),
+    ("search", {"name": "tavily", "type": "tavily", "api_key_env": "TAVILY_API_KEY", "timeout_s": 10}),
+    ("search", {"name": "exa", "type": "exa", "api_key_env": "EXA_API_KEY", "timeout_s": 10}),
+    ("search", {"name": "serper", "type": "serper", "api_key_env": "SERPER_API_KEY", "timeout_s": 8}),
+    ("search", {"name": "serpapi", "type": "serpapi", "api_key_env": "SERPAPI_API_KEY", "timeout_s": 10}),
+    ("search", {"name": "jina", "type": "jina", "api_key_env": "JINA_API_KEY", "timeout_s": 10}),
+    ("search", {"name": "kagi", "type": "kagi", "api_key_env": "KAGI_API_KEY", "timeout_s": 10}),
+    ("search", {"name": "searxng", "type": "searxng", "base_url_env": "SEARXNG_URL", "timeout_s": 8}),
+    (
+        "llm_complete",
+        {
+            "name": "openai",
+            "type": "openai",
+            "api_key_env": "OPENAI_API_KEY",
+            "model": "gpt-4o-mini",
+            "input_cost_per_token": 1.5e-7,
+            "output_cost_per_token": 6e-7,
+            "quality_prior": 0.7,
+        },
+    ),
+    (
+        "llm_complete",
+        {
+            "name": "anthropic",
+            "type": "anthropic",
+            "api_key_env": "ANTHROPIC_API_KEY",
+            "model": "claude-3-5-haiku-latest",
+            "input_cost_per_token": 8e-7,
+            "output_cost_per_token": 4e-6,
+            "quality_prior": 0.7,
+        },
+    ),
+    (
+        "llm_complete",
+        {
+            "name": "gemini",
+            "type": "gemini",
+            "api_key_env": "GEMINI_API_KEY",
+            "model": "gemini-2.0-flash",
+            "input_cost_per_token": 1e-7,
+            "output_cost_per_token": 4e-7,
+            "quality_prior": 0.65,
+        },
+    ),
+    (
+        "llm_complete",
+        {
+            "name": "openrouter",
+            "type": "openai",
+            "api_key_env": "OPENROUTER_API_KEY",
+            "base_url": "https://openrouter.ai/api/v1",
+            "model": "openai/gpt-4o-mini",
+            "input_cost_per_token": 1.5e-7,
+            "output_cost_per_token": 6e-7,
+            "quality_prior": 0.7,
+        },
+    ),
+    (
+        "llm_complete",
+        {
+            "name": "groq",
+            "type": "openai",
+            "api_key_env": "GROQ_API_KEY",
+            "base_url": "https://api.groq.com/openai/v1",
+            "model": "llama-3.1-8b-instant",
+            "input_cost_per_token": 5e-8,
+            "output_cost_per_token": 8e-8,
+            "quality_prior": 0.5,
+        },
+    ),
+    (
+        "llm_complete",
+        {
+            "name": "ollama",
+            "type": "ollama",
+            "base_url_env": "OLLAMA_HOST",
+            "model": "llama3.2",
+            "quality_prior": 0.4,
+        },
+    ),
+)
+
+
 class Config(_Strict):
     database: str | None = None
+    auto_providers: bool = True
     collections: dict[str, CollectionConfig] = Field(default_factory=dict)
     tools: dict[ToolName, ToolConfig] = Field(default_factory=dict)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+
+    @model_validator(mode="after")
+    def _add_auto_providers(self) -> Config:
+        if not self.auto_providers:
+            return self
+        for tool, fields_ in AUTO_PROVIDERS:
+            env = fields_.get("api_key_env") or fields_.get("base_url_env")
+            tool_config = self.tools.setdefault(tool, ToolConfig())
+            if os.environ.get(env) and all(p.name != fields_["name"] for p in tool_config.providers):
+                tool_config.providers.append(ProviderConfig(**fields_))
+        return self
 
     @model_validator(mode="after")
     def _providers_fit_their_tool(self) -> Config:

@@ -124,3 +124,22 @@ def test_a_named_judge_is_used_whatever_its_prior(tmp_path: Path) -> None:
         '[judge]\nprovider = "tiny"\n'
     )
     assert load_config(write(tmp_path, text)).config.judge_provider().name == "tiny"
+
+
+def test_keyed_providers_join_when_their_variable_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GROQ_API_KEY", "gsk-anything")
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-anything")
+    llm = load_config().config.tool("llm_complete")
+    groq = next(p for p in llm.enabled_providers() if p.name == "groq")
+    assert groq.spec().base_url == "https://api.groq.com/openai/v1" and groq.api_key_env == "GROQ_API_KEY"
+    assert "openrouter" in [p.name for p in llm.enabled_providers()]
+    # the config's own entry of that name wins, so a user can switch one off ...
+    off = write(
+        tmp_path, '[[tools.llm_complete.providers]]\nname = "groq"\ntype = "openai"\nenabled = false\n'
+    )
+    assert load_config(off).config.tool("llm_complete").providers[0].disabled_reason() == "disabled in config"
+    # ... or all of them
+    none = write(tmp_path, "auto_providers = false\n")
+    assert load_config(none).config.tool("llm_complete").providers == []

@@ -1,0 +1,82 @@
+"""`mcp-router doctor`: one line per configured provider — serving or why not, key present (never
+shown), and, unless told not to, a real probe call with its latency or its error."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+
+from mcp_router.config import TOOLS, LoadedConfig, ProviderConfig
+from mcp_router.report import table
+from providers import ProviderEnv, ProviderError, create_adapter
+from providers.http import new_client
+from providers.retrieve.collections import CollectionLibrary
+from providers.types import ChatMessage, CompletionRequest, RetrieveRequest, SearchRequest
+
+
+def probe_request(tool: str, collections: CollectionLibrary) -> Any:
+    """The smallest real call of each tool: one search hit, one passage, one generated token."""
+    if tool == "search":
+        return SearchRequest(query="model context protocol", k=1)
+    if tool == "retrieve":
+        return RetrieveRequest(query="configuration", collection=collections.default or "", k=1)
+    return CompletionRequest(messages=(ChatMessage("user", "Say OK."),), max_tokens=1, temperature=0.0)
+
+
+def key_state(provider: ProviderConfig) -> str:
+    if provider.api_key_env:
+        return f"{provider.api_key_env} set" if provider.key_present() else f"{provider.api_key_env} missing"
+    return "no key needed"
+
+
+async def probe(provider: ProviderConfig, tool: str, env: ProviderEnv, timeout_s: float) -> str:
+    adapter = create_adapter(provider.spec(), env)
+    started = time.perf_counter()
+    try:
+        with anyio.fail_after(timeout_s):
+            await adapter.call(probe_request(tool, env.collections))
+    except TimeoutError:
+        return f"no answer within {timeout_s:g} s"
+    except ProviderError as exc:
+        return f"error: {exc.kind}: {exc.message}"
+    finally:
+        await adapter.aclose()
+    return f"ok in {(time.perf_counter() - started) * 1000:.0f} ms"
+
+
+async def diagnose(loaded: LoadedConfig, probe_calls: bool, timeout_s: float) -> list[list[str]]:
+    env = ProviderEnv(http=new_client(), collections=CollectionLibrary(loaded.collection_folders()))
+    rows = []
+    try:
+        for tool in TOOLS:
+            for provider in loaded.config.tool(tool).providers:
+                why = provider.disabled_reason()
+                if why is not None:
+                    result = "-"
+                elif probe_calls:
+                    result = await probe(provider, tool, env, timeout_s)
+                else:
+                    result = "not probed"
+                rows.append(
+                    [
+                        tool,
+                        provider.name,
+                        provider.type,
+                        "serving" if why is None else f"off: {why}",
+                        key_state(provider),
+                        result,
+                    ]
+                )
+    finally:
+        await env.http.aclose()
+    return rows
+
+
+def run_doctor(loaded: LoadedConfig, probe_calls: bool = True, timeout_s: float = 20.0) -> int:
+    """Print the report; exit status 1 when a serving provider failed its probe."""
+    print(f"config: {loaded.source}")
+    rows = anyio.run(diagnose, loaded, probe_calls, timeout_s)
+    print(table(["tool", "provider", "type", "state", "key", "probe"], rows))
+    return 1 if any(r[5].startswith(("error", "no answer")) for r in rows) else 0

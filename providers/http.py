@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -106,20 +106,38 @@ async def request_json(
     *,
     timeout: float,
     redact: Sequence[str] = (),
+    screen: Callable[[httpx.Response], None] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Send one request and return its decoded JSON body, or raise a `ProviderError`.
 
-    `redact` lists secrets sent with the request (API keys) that must not appear in an error message.
+    `redact` lists secrets sent with the request (API keys) that must not appear in an error message;
+    `screen` may raise for provider-specific statuses before the common mapping.
     """
+    failure: ProviderError | None = None
     try:
         response = await client.request(method, url, timeout=timeout, **kwargs)
     except httpx.TimeoutException:
-        raise Unavailable(provider, f"timed out after {timeout:g} s") from None
+        failure = Unavailable(provider, f"timed out after {timeout:g} s")
+    except httpx.InvalidURL:
+        failure = BadRequest(provider, "invalid endpoint URL (check `base_url`)")
     except httpx.HTTPError as exc:
-        raise Unavailable(provider, f"cannot reach {httpx.URL(url).host}: {type(exc).__name__}") from None
+        failure = Unavailable(provider, f"cannot reach {_host(url)}: {type(exc).__name__}")
+    if failure is not None:
+        # raised outside the handler, so no `__context__` keeps the httpx request alive: its URL may
+        # carry the key (SerpAPI sends it as a query parameter)
+        raise failure
+    if screen is not None:
+        screen(response)
     check_status(provider, response, redact=redact)
     return json_body(provider, response)
+
+
+def _host(url: str) -> str:
+    try:
+        return httpx.URL(url).host or "the endpoint"
+    except httpx.InvalidURL:
+        return "the endpoint"
 
 
 def require(provider: str, condition: bool, what: str) -> None:

@@ -44,7 +44,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _error_parts(response: httpx.Response, redact: Sequence[str] = ()) -> tuple[str, str]:
+def error_parts(response: httpx.Response, redact: Sequence[str] = ()) -> tuple[str, str]:
     """(message, codes) of an error body: the provider's own short message, key-free, and the
     `error.code`/`error.type` words where OpenAI-style APIs signal `insufficient_quota`.
 
@@ -75,7 +75,7 @@ def check_status(provider: str, response: httpx.Response, *, redact: Sequence[st
     status = response.status_code
     if 200 <= status < 300:
         return
-    detail, codes = _error_parts(response, redact)
+    detail, codes = error_parts(response, redact)
     text = f"HTTP {status}" + (f": {detail}" if detail else "")
     if status == 429:
         if "quota" in detail.lower() or "insufficient_quota" in codes:
@@ -94,8 +94,11 @@ def json_body(provider: str, response: httpx.Response) -> Any:
     try:
         return response.json()
     except (ValueError, RecursionError):  # RecursionError: valid JSON nested too deeply to decode
-        kind = response.headers.get("content-type", "unknown content type")
-        raise BadResponse(provider, f"HTTP {response.status_code} body is not JSON ({kind})") from None
+        pass
+    # raised outside the handler: the decoder's error would stay attached as `__context__`, holding the
+    # whole body, which may echo a key
+    kind = response.headers.get("content-type", "unknown content type")
+    raise BadResponse(provider, f"HTTP {response.status_code} body is not JSON ({kind})")
 
 
 async def request_json(

@@ -1,20 +1,37 @@
 """Any OpenAI-compatible `/chat/completions` endpoint.
 
 OpenAI, OpenRouter, Groq, Together, vLLM, a llama.cpp server, Ollama `/v1`, LM Studio.
+
+With `options.stream = true` the answer is read as SSE (`data: {chunk}` lines up to `data: [DONE]`),
+asking for a final usage chunk with `stream_options.include_usage`. Servers that send none anyway
+(`llama_cpp.server` 0.3.x, measured) get their usage *estimated* as ceil(characters / 4) for the prompt
+(all message contents) and for the answer, and the cost is computed from that estimate; `finish_reason`
+stays what the server sent.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Iterable
 from typing import Any
 
+import httpx
+
 from providers.base import Adapter
-from providers.errors import BadRequest
-from providers.http import request_json, require
+from providers.errors import BadRequest, BadResponse, Unavailable
+from providers.http import check_status, request_json, require
 from providers.llm.cost import completion_cost
 from providers.text import utf8_safe
 from providers.types import Completion, CompletionRequest, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_NOT_JSON = object()
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: about four characters per token."""
+    return math.ceil(len(text) / 4)
 
 
 class OpenAIChat(Adapter[CompletionRequest, Completion]):
@@ -34,6 +51,11 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
             "temperature": request.temperature,
         }
         base = (self.spec.base_url or DEFAULT_BASE_URL).rstrip("/")
+        if self.spec.options.get("stream") is True:
+            payload["stream"] = True
+            payload["stream_options"] = {"include_usage": True}
+            headers["Accept"] = "text/event-stream"
+            return await self._call_stream(f"{base}/chat/completions", payload, headers, request)
         body = await request_json(
             self.name,
             self.env.http,
@@ -80,3 +102,104 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
             if isinstance(choice.get("finish_reason"), str)
             else None,
         )
+
+    async def _call_stream(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str], request: CompletionRequest
+    ) -> Completion:
+        redact = (self.spec.api_key.reveal(),) if self.spec.api_key else ()
+        timeout = self.spec.timeout_s
+        lines: list[str] = []
+        try:
+            async with self.env.http.stream(
+                "POST", url, json=payload, headers=headers, timeout=timeout
+            ) as response:
+                if not 200 <= response.status_code < 300:
+                    await response.aread()
+                    check_status(self.name, response, redact=redact)
+                async for line in response.aiter_lines():
+                    lines.append(line)
+                    if line.strip() == "data: [DONE]":
+                        break
+        except httpx.TimeoutException:
+            raise Unavailable(self.name, f"timed out after {timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise Unavailable(
+                self.name, f"cannot reach {httpx.URL(url).host}: {type(exc).__name__}"
+            ) from None
+        return self.parse_stream(lines, request)
+
+    def parse_stream(self, lines: Iterable[str], request: CompletionRequest) -> Completion:
+        """The completion of the SSE lines of a streamed answer (see the module docstring)."""
+        parts: list[str] = []
+        finish: str | None = None
+        model: str | None = None
+        usage: Usage | None = None
+        done = False
+        for raw in lines:
+            line = raw.strip()
+            if not line.startswith("data:"):
+                continue  # blank separators, `: keep-alive` comments, `event:` and `id:` fields
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                break
+            try:
+                chunk = json.loads(data)
+            except (ValueError, RecursionError):
+                chunk = _NOT_JSON
+            if chunk is _NOT_JSON:  # raised outside the handler: the decode error holds the line
+                raise BadResponse(self.name, "stream chunk is not JSON")
+            require(self.name, isinstance(chunk, dict), "stream chunk is not an object")
+            if "error" in chunk:
+                error = chunk["error"]
+                message = error.get("message") if isinstance(error, dict) else error
+                text = message if isinstance(message, str) else "error in stream"
+                if self.spec.api_key:
+                    text = text.replace(self.spec.api_key.reveal(), "***")
+                raise Unavailable(self.name, f"stream error: {text[:200]}")
+            if isinstance(chunk.get("model"), str) and chunk["model"]:
+                model = chunk["model"]
+            if chunk.get("usage") is not None:
+                usage = self._usage(chunk["usage"])
+            choices = chunk.get("choices") or []
+            require(self.name, isinstance(choices, list), "`choices` is not a list")
+            if not choices:
+                continue
+            choice = choices[0]
+            require(self.name, isinstance(choice, dict), "choice is not an object")
+            delta = choice.get("delta") or {}
+            require(self.name, isinstance(delta, dict), "choice without `delta` object")
+            content = delta.get("content")
+            require(self.name, content is None or isinstance(content, str), "`delta.content` is not text")
+            if content:
+                parts.append(content)
+            if isinstance(choice.get("finish_reason"), str):
+                finish = choice["finish_reason"]
+        require(self.name, done or finish is not None, "stream ended before `[DONE]`")
+        text = utf8_safe("".join(parts))
+        if usage is None:  # no usage chunk: estimate (see the module docstring)
+            usage = Usage(
+                prompt_tokens=estimate_tokens("".join(m.content for m in request.messages)),
+                completion_tokens=estimate_tokens(text),
+            )
+        return Completion(
+            text=text,
+            model=model or str(self.spec.model),
+            usage=usage,
+            cost_usd=completion_cost(self.spec, usage),
+            finish_reason=finish,
+        )
+
+    def _usage(self, usage_body: Any) -> Usage:
+        require(self.name, isinstance(usage_body, dict), "`usage` is not an object")
+        prompt_tokens = usage_body.get("prompt_tokens", 0)
+        completion_tokens = usage_body.get("completion_tokens", 0)
+        require(
+            self.name,
+            type(prompt_tokens) is int
+            and type(completion_tokens) is int
+            and 0 <= prompt_tokens < 2**53
+            and 0 <= completion_tokens < 2**53,
+            "token counts are not non-negative integers",
+        )
+        return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)

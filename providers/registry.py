@@ -28,6 +28,11 @@ _ADAPTERS: dict[str, str] = {
     "anthropic": "providers.llm.anthropic:AnthropicChat",
     "gemini": "providers.llm.gemini:GeminiChat",
     "ollama": "providers.llm.ollama:OllamaChat",
+    # remote retrieval stores
+    "chroma": "providers.retrieve.chroma:ChromaRetriever",
+    "qdrant": "providers.retrieve.qdrant:QdrantRetriever",
+    "elasticsearch": "providers.retrieve.elasticsearch:ElasticsearchRetriever",
+    "opensearch": "providers.retrieve.elasticsearch:OpenSearchRetriever",
 }
 
 

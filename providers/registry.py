@@ -33,6 +33,7 @@ _ADAPTERS: dict[str, str] = {
     "qdrant": "providers.retrieve.qdrant:QdrantRetriever",
     "elasticsearch": "providers.retrieve.elasticsearch:ElasticsearchRetriever",
     "opensearch": "providers.retrieve.elasticsearch:OpenSearchRetriever",
+    "pgvector": "providers.retrieve.pgvector:PgvectorRetriever",
 }
 
 

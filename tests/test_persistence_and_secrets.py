@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -44,9 +45,14 @@ async def test_restart_restores_counts_and_rotation(config_file: Path, tmp_path:
     assert before["tools"]["search"]["arms"]["wiki-local"]["ok"] == 1
 
 
-async def test_api_key_never_reaches_output_resources_or_database(
-    tmp_path: Path, wiki_url: str, notes_dir: Path, monkeypatch: pytest.MonkeyPatch
+async def test_api_key_never_reaches_output_resources_logs_or_database(
+    tmp_path: Path,
+    wiki_url: str,
+    notes_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("TEST_LLM_KEY", SECRET)
     extra = f"""
 [[tools.llm_complete.providers]]
@@ -83,6 +89,8 @@ options = {{ organization_token = "{SECRET}" }}
     with sqlite3.connect(db) as conn:
         dump = "\n".join(conn.iterdump())
     assert "hosted" in dump and SECRET not in dump
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "hosted" in logged and SECRET not in logged
 
 
 async def test_all_providers_failing_names_each_failure(tmp_path: Path, notes_dir: Path) -> None:

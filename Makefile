@@ -1,6 +1,7 @@
 # mcp-router has two user-facing commands:
 #   make demo   set everything up in .venv, then route calls through a real MCP client (no key, no network)
-#   make test   the same set-up, then ruff and the test suite
+#   make test   the same set-up, then ruff and the test suite (it also needs Debian's searx for the real
+#               SearXNG test; .ci/system-deps installs missing system packages when run as root)
 #
 # Set-up order matters: torch is installed pinned first (its local CPU wheel; an unpinned torch pulls
 # several GB of CUDA packages), then llama-cpp-python is compiled with portable CPU flags (the default
@@ -23,11 +24,13 @@ demo: $(STAMP)
 	$(BIN)/mcp-router demo
 
 test: $(STAMP)
+	bash .ci/system-deps --with-searx
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 $(STAMP): pyproject.toml
+	bash .ci/system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from mcp_router.bench import runner
+from mcp_router.bench.embedding import embed_texts
 from mcp_router.bench.paths import cache_dir, content_hash, data_dir
 from mcp_router.bench.policies import ALL_POLICIES
-from mcp_router.bench.report import ProgressBar
 from mcp_router.bench.runner import BenchSpec, estimate_unloaded_latency
 
 CACHE_VERSION = "qa-pool-embeddings-v1"
@@ -38,18 +38,7 @@ def question_embeddings(texts: list[str], progress: bool = True) -> tuple[np.nda
     path = cache_dir() / f"qa-pool-{key}.npy"
     if path.is_file():
         return np.load(path), path, True
-    from providers.retrieve.embedder import embed
-
-    batches = [texts[i : i + 256] for i in range(0, len(texts), 256)]
-    bar = ProgressBar(len(batches), label="embedding questions") if progress else None
-    parts = []
-    for batch in batches:
-        parts.append(embed(batch))
-        if bar:
-            bar.update(1)
-    if bar:
-        bar.close()
-    vectors = np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
+    vectors = embed_texts(texts, "embedding questions", progress)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, vectors)
     tmp.replace(path)

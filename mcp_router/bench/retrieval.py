@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mcp_router.bench import runner
+from mcp_router.bench.embedding import embed_texts
 from mcp_router.bench.paths import cache_dir, content_hash, data_dir
 from mcp_router.bench.policies import ALL_POLICIES
 from mcp_router.bench.report import ProgressBar
@@ -171,19 +172,8 @@ class ArmTable:
 
 def embed_corpus(data: SciFact, progress: bool = True) -> np.ndarray:
     """MiniLM vectors of title + " " + abstract for every document (the dense arm's index)."""
-    from providers.retrieve.embedder import embed
-
     texts = [f"{t} {a}".strip() for t, a in zip(data.titles, data.abstracts, strict=True)]
-    batches = [texts[i : i + 256] for i in range(0, len(texts), 256)]
-    bar = ProgressBar(len(batches), label="embedding corpus") if progress else None
-    vectors = []
-    for batch in batches:
-        vectors.append(embed(batch))
-        if bar:
-            bar.update(1)
-    if bar:
-        bar.close()
-    return np.concatenate(vectors) if vectors else np.zeros((0, 384), dtype=np.float32)
+    return embed_texts(texts, "embedding corpus", progress)
 
 
 @contextlib.contextmanager

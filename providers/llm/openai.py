@@ -78,20 +78,7 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
         require(self.name, isinstance(message, dict), "choice without `message`")
         content = message.get("content")
         require(self.name, content is None or isinstance(content, str), "`message.content` is not text")
-        usage_body = body.get("usage") or {}
-        require(self.name, isinstance(usage_body, dict), "`usage` is not an object")
-        prompt_tokens = usage_body.get("prompt_tokens", 0)
-        completion_tokens = usage_body.get("completion_tokens", 0)
-        require(
-            self.name,
-            # `type() is int` rejects JSON booleans; the bound keeps the cost a finite float
-            type(prompt_tokens) is int
-            and type(completion_tokens) is int
-            and 0 <= prompt_tokens < 2**53
-            and 0 <= completion_tokens < 2**53,
-            "token counts are not non-negative integers",
-        )
-        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        usage = self._usage(body.get("usage") or {})
         model = body.get("model")
         return Completion(
             text=utf8_safe(content or ""),
@@ -196,6 +183,7 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
         completion_tokens = usage_body.get("completion_tokens", 0)
         require(
             self.name,
+            # `type() is int` rejects JSON booleans; the bound keeps the cost a finite float
             type(prompt_tokens) is int
             and type(completion_tokens) is int
             and 0 <= prompt_tokens < 2**53

@@ -13,11 +13,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+from hypothesis import strategies as st
 
 from providers import Adapter, ProviderEnv, ProviderSpec, Secret, create_adapter
 from providers.retrieve.collections import CollectionLibrary
@@ -222,3 +223,34 @@ def all_text(exc: BaseException) -> str:
         parts += [str(current), repr(current), repr(current.args), repr(vars(current))]
         current = current.__cause__ or current.__context__
     return "\n".join(parts)
+
+
+def json_values_of(
+    text: st.SearchStrategy,
+    ints: st.SearchStrategy | None = None,
+    floats: st.SearchStrategy | None = None,
+) -> st.SearchStrategy:
+    """Arbitrary JSON values whose strings (values and keys) come from `text`: the fuzz tests' input."""
+    scalars = (
+        st.none()
+        | st.booleans()
+        | (ints if ints is not None else st.integers())
+        | (floats if floats is not None else st.floats(allow_nan=True, allow_infinity=True))
+        | text
+    )
+    return st.recursive(
+        scalars,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
+        max_leaves=20,
+    )
+
+
+def shape_or_anything(
+    anything: st.SearchStrategy, weight: int = 3
+) -> Callable[[st.SearchStrategy], st.SearchStrategy]:
+    """`maybe(strategy)`: the expected shape `weight` times out of `weight + 1`, anything at all otherwise."""
+
+    def maybe(strategy: st.SearchStrategy) -> st.SearchStrategy:
+        return st.one_of(*([strategy] * weight), anything)
+
+    return maybe

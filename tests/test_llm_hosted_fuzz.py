@@ -23,7 +23,7 @@ from providers.llm.gemini import GeminiChat, retry_delay
 from providers.llm.ollama import OllamaChat
 from providers.llm.openai import OpenAIChat
 from providers.types import ChatMessage, Completion, CompletionRequest
-from tests.providers_support import FAKE_KEY, all_text, make_env, spec
+from tests.providers_support import FAKE_KEY, all_text, json_values_of, make_env, shape_or_anything, spec
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CALL_SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -34,17 +34,8 @@ json_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=20) 
     ["", "text", "error", "SAFETY", "STOP", "overloaded_error", "rate_limit_error", FAKE_KEY]
 )
 json_ints = st.integers() | st.sampled_from([0, -1, 2**53, 10**400])
-json_scalars = st.none() | st.booleans() | json_ints | st.floats() | json_text
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(json_text, children, max_size=4),
-    max_leaves=20,
-)
-
-
-def maybe(strategy: st.SearchStrategy) -> st.SearchStrategy:
-    """The expected shape three times out of four, anything at all otherwise."""
-    return st.one_of(strategy, strategy, strategy, json_values)
+json_values = json_values_of(json_text, json_ints, st.floats())
+maybe = shape_or_anything(json_values)
 
 
 counts = maybe(json_ints)

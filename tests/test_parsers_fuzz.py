@@ -24,7 +24,7 @@ from providers.llm.openai import OpenAIChat
 from providers.search.ddgs import DuckDuckGoSearch
 from providers.search.wikipedia import WikipediaSearch
 from providers.types import ChatMessage, Completion, CompletionRequest, SearchHit, SearchRequest
-from tests.providers_support import FAKE_KEY, all_text, make_env, spec
+from tests.providers_support import FAKE_KEY, all_text, json_values_of, make_env, shape_or_anything, spec
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CALL_SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -37,17 +37,8 @@ json_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=30) 
 )
 json_ints = st.integers() | st.sampled_from([0, -1, 2**31, 2**63, 10**20, 10**400])
 json_floats = st.floats(allow_nan=True, allow_infinity=True)
-json_scalars = st.none() | st.booleans() | json_ints | json_floats | json_text
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(json_text, children, max_size=4),
-    max_leaves=20,
-)
-
-
-def maybe(strategy: st.SearchStrategy) -> st.SearchStrategy:
-    """The expected shape three times out of four, anything at all otherwise."""
-    return st.one_of(strategy, strategy, strategy, json_values)
+json_values = json_values_of(json_text, json_ints, json_floats)
+maybe = shape_or_anything(json_values)
 
 
 wiki_items = maybe(

@@ -24,7 +24,7 @@ from providers import BadRequest, BadResponse, ProviderEnv, ProviderError, RateL
 from providers.registry import adapter_class
 from providers.retrieve import _remote
 from providers.types import Passage, RetrieveRequest
-from tests.providers_support import FAKE_KEY, adapter, all_text, spec
+from tests.providers_support import FAKE_KEY, adapter, all_text, json_values_of, shape_or_anything, spec
 
 pytestmark = pytest.mark.anyio
 
@@ -456,18 +456,8 @@ async def test_es_circuit_breaker_429_is_rate_limited(env: ProviderEnv) -> None:
 # ---------------------------------------------------------------------------------------------- parsers
 
 json_text = st.text(max_size=20) | st.sampled_from(["", "text", "id", FAKE_KEY])
-json_scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | json_text
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(json_text, children, max_size=4),
-    max_leaves=20,
-)
-
-
-def maybe(strategy: st.SearchStrategy) -> st.SearchStrategy:
-    return st.one_of(strategy, strategy, json_values)
+json_values = json_values_of(json_text)
+maybe = shape_or_anything(json_values, weight=2)
 
 
 def nested(strategy: st.SearchStrategy) -> st.SearchStrategy:

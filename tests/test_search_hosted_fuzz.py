@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from providers import ProviderError, RateLimited, create_adapter
 from providers.types import SearchHit, SearchRequest
-from tests.providers_support import FAKE_KEY, all_text, make_env, spec
+from tests.providers_support import FAKE_KEY, all_text, json_values_of, make_env, shape_or_anything, spec
 
 PARSE_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CALL_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -41,19 +41,8 @@ json_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=30) 
         "https://example.org/a",
     ]
 )
-json_scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | json_text
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(json_text, children, max_size=4),
-    max_leaves=20,
-)
-
-
-def maybe(strategy: st.SearchStrategy) -> st.SearchStrategy:
-    """The expected shape three times out of four, anything at all otherwise."""
-    return st.one_of(strategy, strategy, strategy, json_values)
+json_values = json_values_of(json_text)
+maybe = shape_or_anything(json_values)
 
 
 def items(url: str = "url", snippet: str = "snippet", **extra: st.SearchStrategy) -> st.SearchStrategy:

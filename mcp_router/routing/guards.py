@@ -45,7 +45,7 @@ def from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
 
 @dataclass
 class ArmHealth:
-    breaker: str = "closed"  # closed | open | half_open
+    breaker: str = "closed"  # closed | open (half-open is derived from open_until, see `_breaker`)
     consecutive_failures: int = 0
     open_until: float = 0.0
     probe_pending: bool = False  # a half-open or SLO probe has been dispatched, not yet completed
@@ -62,13 +62,18 @@ class Guards:
         self.capacity = dict(capacity)
         self.health = {arm: ArmHealth() for arm in arms}
 
+    @staticmethod
+    def _breaker(h: ArmHealth, now: float) -> str:
+        """The breaker's state at `now`: an open breaker whose time is up is half-open (derived, not
+        stored, so looking at it changes nothing and a replay of outcomes rebuilds it exactly)."""
+        return "half_open" if h.breaker == "open" and now >= h.open_until else h.breaker
+
     def _why_not(self, arm: str, now: float, inflight: int) -> str | None:
         h, p = self.health[arm], self.params
-        if h.breaker == "open":
-            if now < h.open_until:
-                return f"circuit breaker open for {h.open_until - now:.1f} s more"
-            h.breaker = "half_open"
-        if h.breaker == "half_open" and h.probe_pending:
+        breaker = self._breaker(h, now)
+        if breaker == "open":
+            return f"circuit breaker open for {h.open_until - now:.1f} s more"
+        if breaker == "half_open" and h.probe_pending:
             return "circuit breaker half-open: its probe is in flight"
         if h.cooldown_until > now:
             return f"rate limited: cooling down {h.cooldown_until - now:.1f} s more"
@@ -97,7 +102,9 @@ class Guards:
 
     def dispatched(self, arm: str, now: float) -> None:
         h = self.health[arm]
-        if (h.breaker == "half_open" or (h.slow_probe and h.slow_until <= now)) and not h.probe_pending:
+        if (
+            self._breaker(h, now) == "half_open" or (h.slow_probe and h.slow_until <= now)
+        ) and not h.probe_pending:
             h.probe_pending = True
 
     def record(self, outcome: Outcome) -> None:
@@ -107,12 +114,11 @@ class Guards:
         # breaker
         if failed:
             h.consecutive_failures += 1
-            if h.breaker == "half_open" or h.consecutive_failures >= p.breaker_failures:
+            if self._breaker(h, now) == "half_open" or h.consecutive_failures >= p.breaker_failures:
                 h.breaker, h.open_until = "open", now + p.breaker_open_s
         else:
             h.consecutive_failures = 0
-            if h.breaker != "closed":
-                h.breaker = "closed"
+            h.breaker = "closed"
         if outcome.status == "rate_limited":
             wait = outcome.retry_after if outcome.retry_after is not None else p.cooldown_s
             h.cooldown_until = max(h.cooldown_until, now + wait)
@@ -145,20 +151,13 @@ class Guards:
     def state(self, now: float, inflight: Mapping[str, int]) -> dict[str, dict[str, Any]]:
         return {
             arm: {
-                "breaker": h.breaker,
+                "breaker": self._breaker(h, now),
                 "consecutive_failures": h.consecutive_failures,
                 "cooldown_s": round(max(0.0, h.cooldown_until - now), 3),
                 "slo_excluded_s": round(max(0.0, h.slow_until - now), 3),
-                "excluded_because": self._peek(arm, now, inflight.get(arm, 0)),
+                "excluded_because": self._why_not(arm, now, inflight.get(arm, 0))
+                if self.params.enabled
+                else None,
             }
             for arm, h in self.health.items()
         }
-
-    def _peek(self, arm: str, now: float, inflight: int) -> str | None:
-        """Why the arm would be excluded now, without moving an expired open breaker to half-open."""
-        h = self.health[arm]
-        if not self.params.enabled:
-            return None
-        if h.breaker == "open" and now >= h.open_until:
-            return "circuit breaker half-open: its probe is in flight" if h.probe_pending else None
-        return self._why_not(arm, now, inflight)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,36 @@ class QualityObs:
 
 
 @dataclass(frozen=True)
+class StepRecord:
+    """One `llm_complete` decision of MTRouter: which model, why, with what chance, at what cost.
+
+    Written with its call, in the same transaction, so a step never exists without the call (and
+    the attempts) it describes. `history` is the message list the model saw, so `train --from-db`
+    can re-embed it under any embedder."""
+
+    session_id: str
+    turn: int  # the number of assistant messages before this call
+    chosen_model: str
+    propensity: float
+    policy: str  # greedy | explore | fallback | only
+    stage: str  # prior | checkpoint
+    checkpoint_id: str | None
+    lam: float
+    q_values: dict[str, float]
+    excluded: dict[str, str]
+    history: list[dict[str, str]]
+    task: str | None
+    obs_rules: list[str]  # error rules fired by the messages that opened this turn
+    budget_usd: float | None
+    spent_before_usd: float
+    est_cost_usd: float
+    max_tokens: int
+    served_model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class CallRecord:
     call_id: str
     tool: str
@@ -62,6 +92,7 @@ class CallRecord:
     failure_obs: list[QualityObs] = field(default_factory=list)  # r = 0 for sampled failed attempts
     session_id: str | None = None
     cost_usd: float = 0.0
+    step: StepRecord | None = None  # llm_complete's model decision
 
     @property
     def served_by(self) -> str | None:
@@ -174,7 +205,63 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["quality_obs"].create_index(["tool", "ts"])
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migration_1}
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """MTRouter: llm_complete steps, trained checkpoints and the history-embedding cache."""
+    db["llm_steps"].create(
+        {
+            "step_id": int,
+            "call_id": str,
+            "session_id": str,
+            "turn": int,
+            "ts": float,
+            "chosen_model": str,
+            "served_model": str,
+            "propensity": float,
+            "policy": str,
+            "stage": str,
+            "checkpoint_id": str,
+            "lambda": float,
+            "q_values": str,
+            "excluded": str,
+            "history": str,
+            "task": str,
+            "obs_rules": str,
+            "budget_usd": float,
+            "spent_before_usd": float,
+            "est_cost_usd": float,
+            "max_tokens": int,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "cost_usd": float,
+            "latency_s": float,
+            "status": str,
+        },
+        pk="step_id",
+        foreign_keys=[("call_id", "calls", "call_id")],
+        not_null={"call_id", "session_id", "turn", "ts", "chosen_model", "propensity", "policy", "stage"},
+    )
+    db["llm_steps"].create_index(["session_id", "turn"])
+    db["llm_steps"].create_index(["call_id"], unique=True)
+    db["llm_checkpoints"].create(
+        {
+            "checkpoint_id": str,
+            "path": str,
+            "parent_id": str,
+            "created_at": float,
+            "pool": str,
+            "encoder_id": str,
+            "meta": str,
+            "validation": str,
+            "status": str,  # candidate | promoted | rejected | retired
+        },
+        pk="checkpoint_id",
+    )
+    db["embedding_cache"].create(
+        {"embedder_id": str, "text_hash": str, "dim": int, "vec": bytes}, pk=("embedder_id", "text_hash")
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migration_1, 2: _migration_2}
 
 
 class Store:
@@ -195,7 +282,7 @@ class Store:
         self._migrate()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite_utils.Database]:
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
         """BEGIN IMMEDIATE takes the write lock up front, so two processes never interleave a write."""
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
@@ -214,7 +301,7 @@ class Store:
             return int(rows[0]["value"]) if rows else 0
 
     def _migrate(self) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             if not db["meta"].exists():
                 db["meta"].create({"key": str, "value": str}, pk="key")
             current = self.schema_version()
@@ -236,7 +323,7 @@ class Store:
     def record_call(self, record: CallRecord) -> None:
         served = record.served_by
         last_error = next((a.error for a in reversed(record.attempts) if a.error), None)
-        with self._transaction() as db:
+        with self.transaction() as db:
             db["calls"].insert(
                 {
                     "call_id": record.call_id,
@@ -298,6 +385,8 @@ class Store:
                 )
             for obs in record.failure_obs:
                 self._insert_obs(db, obs, record.feat_version)
+            if record.step is not None:
+                db["llm_steps"].insert(_step_row(record, served))
 
     def _served_call(self, db: sqlite_utils.Database, call_id: str) -> dict[str, Any]:
         rows = list(
@@ -321,7 +410,7 @@ class Store:
     ) -> tuple[QualityObs, list[QualityObs]]:
         """Record explicit feedback for a served call. It replaces any judge or implicit signal of that
         call: those are marked superseded and returned, so the router can forget them."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             call = self._served_call(db, call_id)
             if list(db.query("SELECT 1 FROM feedback WHERE call_id = ? AND source = ?", [call_id, source])):
                 raise DuplicateFeedback(call_id)
@@ -360,7 +449,7 @@ class Store:
     ) -> QualityObs | None:
         """A judge or implicit quality signal for a served call; None when explicit feedback (which
         overrides them) or a signal of the same source is already there."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             call = self._served_call(db, call_id)
             if list(
                 db.query(
@@ -378,7 +467,7 @@ class Store:
             return obs
 
     def last_session_call(self, session_id: str, before_ts: float) -> dict[str, Any] | None:
-        rows = self._query(
+        rows = self.query(
             "SELECT call_id, status, request FROM calls WHERE session_id = ? AND tool = 'llm_complete' "
             "AND ts < ? ORDER BY ts DESC, rowid DESC LIMIT 1",
             [session_id, before_ts],
@@ -410,12 +499,12 @@ class Store:
         AttemptRecord), quality observations made under the same feature version (kind 1) and their
         replacement by explicit feedback (kind 2). Replaying these into a fresh router rebuilds its
         state exactly."""
-        attempts = self._query(
+        attempts = self.query(
             "SELECT provider, status, latency_s, error, ts_done, retry_after FROM attempts WHERE tool = ? "
             "ORDER BY id",
             [tool],
         )
-        observations = self._query(
+        observations = self.query(
             "SELECT provider, call_id, ts, x, reward, source, feat_version, cost_usd, superseded_ts "
             "FROM quality_obs WHERE tool = ? ORDER BY id",
             [tool],
@@ -451,38 +540,70 @@ class Store:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def _query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.db.query(sql, params))
 
     def arm_states(self, tool: str) -> dict[str, dict[str, Any]]:
-        rows = self._query("SELECT * FROM arm_state WHERE tool = ? ORDER BY provider", [tool])
+        rows = self.query("SELECT * FROM arm_state WHERE tool = ? ORDER BY provider", [tool])
         return {row["provider"]: row for row in rows}
 
     def tool_call_count(self, tool: str) -> int:
-        return int(self._query("SELECT COUNT(*) AS n FROM calls WHERE tool = ?", [tool])[0]["n"])
+        return int(self.query("SELECT COUNT(*) AS n FROM calls WHERE tool = ?", [tool])[0]["n"])
 
     def recent_latencies(self, tool: str, provider: str, limit: int = 200) -> list[float]:
-        rows = self._query(
+        rows = self.query(
             "SELECT latency_s FROM attempts WHERE tool = ? AND provider = ? ORDER BY id DESC LIMIT ?",
             [tool, provider, limit],
         )
         return [row["latency_s"] for row in rows]
 
     def recent_calls(self, limit: int = 20) -> list[dict[str, Any]]:
-        calls = self._query("SELECT * FROM calls ORDER BY ts DESC, rowid DESC LIMIT ?", [limit])
+        calls = self.query("SELECT * FROM calls ORDER BY ts DESC, rowid DESC LIMIT ?", [limit])
         for call in calls:
             call.pop("x")  # features are for the router, not for reading
             call["request"] = json.loads(call["request"] or "{}")
             call["decision"] = json.loads(call["decision"] or "{}")
-            call["attempts"] = self._query(
+            call["attempts"] = self.query(
                 "SELECT n, provider, status, latency_s, error FROM attempts WHERE call_id = ? ORDER BY n",
                 [call["call_id"]],
             )
         return calls
 
     def count(self, table: str) -> int:
-        return int(self._query(f"SELECT COUNT(*) AS n FROM [{table}]")[0]["n"])
+        return int(self.query(f"SELECT COUNT(*) AS n FROM [{table}]")[0]["n"])
+
+
+def _step_row(record: CallRecord, served: str | None) -> dict[str, Any]:
+    step = record.step
+    assert step is not None
+    return {
+        "call_id": record.call_id,
+        "session_id": step.session_id,
+        "turn": step.turn,
+        "ts": record.ts,
+        "chosen_model": step.chosen_model,
+        "served_model": step.served_model if served else None,
+        "propensity": step.propensity,
+        "policy": step.policy,
+        "stage": step.stage,
+        "checkpoint_id": step.checkpoint_id,
+        "lambda": step.lam,
+        "q_values": json.dumps(step.q_values),
+        "excluded": json.dumps(step.excluded),
+        "history": json.dumps(step.history),
+        "task": step.task,
+        "obs_rules": json.dumps(step.obs_rules),
+        "budget_usd": step.budget_usd,
+        "spent_before_usd": step.spent_before_usd,
+        "est_cost_usd": step.est_cost_usd,
+        "max_tokens": step.max_tokens,
+        "prompt_tokens": step.prompt_tokens,
+        "completion_tokens": step.completion_tokens,
+        "cost_usd": record.cost_usd,
+        "latency_s": record.latency_s,
+        "status": "ok" if served else "failed",
+    }
 
 
 def _blob(x: np.ndarray | None) -> bytes | None:

@@ -1,0 +1,147 @@
+"""What MTRouter keeps in the router database: per-session spend, labelled steps, checkpoints, and
+the history-embedding cache.
+
+The rows themselves are written by `Store.record_call` (a step goes in with its call); this module
+holds the queries the model router and its trainer need, so `store.py` stays about calls and arms.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mcp_router.store import Store
+
+# The outcome of a call: its newest quality signal still in force. Explicit feedback has already
+# superseded any judge or implicit signal of the same call; failed attempts are not outcomes of a step.
+_OUTCOMES = """
+    SELECT call_id, reward, source, ts, MAX(id) AS obs_id FROM quality_obs
+    WHERE superseded_ts IS NULL AND source != 'failure' GROUP BY call_id
+"""
+
+
+class ModelLog:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    def session_spend(self, session_id: str) -> float:
+        rows = self.store.query(
+            "SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM llm_steps WHERE session_id = ?", [session_id]
+        )
+        return float(rows[0]["spent"])
+
+    def session_budget(self, session_id: str) -> float | None:
+        """The budget the session was last given; later calls may omit it."""
+        rows = self.store.query(
+            "SELECT budget_usd FROM llm_steps WHERE session_id = ? AND budget_usd IS NOT NULL "
+            "ORDER BY step_id DESC LIMIT 1",
+            [session_id],
+        )
+        return float(rows[0]["budget_usd"]) if rows else None
+
+    def last_model(self, session_id: str) -> str | None:
+        rows = self.store.query(
+            "SELECT served_model FROM llm_steps WHERE session_id = ? AND served_model IS NOT NULL "
+            "ORDER BY step_id DESC LIMIT 1",
+            [session_id],
+        )
+        return rows[0]["served_model"] if rows else None
+
+    def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Spend per session, most recent first."""
+        return self.store.query(
+            "SELECT session_id, COUNT(*) AS steps, ROUND(SUM(cost_usd), 8) AS spent_usd, "
+            "MAX(budget_usd) AS budget_usd, MAX(ts) AS last_ts FROM llm_steps "
+            "GROUP BY session_id ORDER BY last_ts DESC LIMIT ?",
+            [limit],
+        )
+
+    # -- training data ----------------------------------------------------------------------------
+
+    def steps_with_outcomes(self) -> list[dict[str, Any]]:
+        """Every step in order, with its call's outcome (None when nothing rated it) decoded."""
+        rows = self.store.query(
+            "SELECT s.*, o.reward AS outcome, o.source AS outcome_source FROM llm_steps s "
+            f"LEFT JOIN ({_OUTCOMES}) o ON o.call_id = s.call_id ORDER BY s.step_id"
+        )
+        for row in rows:
+            for key in ("q_values", "excluded", "history", "obs_rules"):
+                row[key] = json.loads(row[key]) if row[key] else None
+        return rows
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def register_checkpoint(self, row: Mapping[str, Any]) -> None:
+        with self.store.transaction() as db:
+            db["llm_checkpoints"].insert(
+                {
+                    **row,
+                    "pool": json.dumps(row["pool"]),
+                    "meta": json.dumps(row["meta"]),
+                    "validation": json.dumps(row["validation"]),
+                }
+            )
+
+    def promote(self, checkpoint_id: str) -> None:
+        """Make `checkpoint_id` the one servers load; the previous one is retired in the same write."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE llm_checkpoints SET status = 'retired' WHERE status = 'promoted'")
+            db.execute(
+                "UPDATE llm_checkpoints SET status = 'promoted' WHERE checkpoint_id = ?", [checkpoint_id]
+            )
+
+    def set_status(self, checkpoint_id: str, status: str) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE llm_checkpoints SET status = ? WHERE checkpoint_id = ?", [status, checkpoint_id]
+            )
+
+    def promoted(self) -> dict[str, Any] | None:
+        rows = self.checkpoints(where="status = 'promoted'", limit=1)
+        return rows[0] if rows else None
+
+    def checkpoints(self, where: str = "1", limit: int = 10) -> list[dict[str, Any]]:
+        rows = self.store.query(
+            f"SELECT * FROM llm_checkpoints WHERE {where} ORDER BY created_at DESC LIMIT ?", [limit]
+        )
+        for row in rows:
+            for key in ("pool", "meta", "validation"):
+                row[key] = json.loads(row[key]) if row[key] else None
+        return rows
+
+    # -- embedding cache (routing.mtrouter.embed.EmbeddingCache) ----------------------------------
+
+    def get_many(self, embedder_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(hashes), 500):  # SQLite's bound-parameter limit
+            chunk = list(hashes[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.store.query(
+                "SELECT text_hash, vec FROM embedding_cache "
+                f"WHERE embedder_id = ? AND text_hash IN ({marks})",
+                [embedder_id, *chunk],
+            ):
+                found[row["text_hash"]] = np.frombuffer(row["vec"], dtype="<f4").copy()
+        return found
+
+    def put_many(self, embedder_id: str, items: Mapping[str, np.ndarray]) -> None:
+        if not items:
+            return
+        with self.store.transaction() as db:
+            db["embedding_cache"].upsert_all(
+                [
+                    {
+                        "embedder_id": embedder_id,
+                        "text_hash": digest,
+                        "dim": int(vec.shape[0]),
+                        "vec": np.asarray(vec, dtype="<f4").tobytes(),
+                    }
+                    for digest, vec in items.items()
+                ],
+                pk=("embedder_id", "text_hash"),
+            )

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mcp_router.routing import ROUTER_NAMES, LQMParams
 from mcp_router.routing.guards import GuardParams, from_mapping
+from mcp_router.routing.mtrouter.pool import ModelSpec
 from providers import ProviderSpec, Secret, adapter_class, known_types
 
 ToolName = Literal["search", "retrieve", "llm_complete"]
@@ -52,6 +53,7 @@ class ProviderConfig(_Strict):
     output_cost_per_token: float = Field(default=0.0, ge=0)
     max_inflight: int | None = Field(default=None, ge=1)  # in-flight cap; also the router's capacity c_i
     quality_prior: float | None = Field(default=None, ge=0, le=1)  # expected quality; picks the judge
+    context_window: int | None = Field(default=None, ge=1)  # input tokens the model accepts (llm only)
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("type")
@@ -101,6 +103,39 @@ class ProviderConfig(_Strict):
 DEFAULT_L_REF_S: dict[str, float] = {"search": 1.5, "retrieve": 0.5, "llm_complete": 8.0}
 
 
+class ModelConfig(_Strict):
+    """One model of the `llm_complete` pool: what MTRouter chooses between. The providers in
+    `endpoints` serve it, and LQM-ContextRoute picks among them. Its price is the dearest of its own
+    and its endpoints' prices, and its window the smallest, so a budget or context check holds
+    whichever endpoint serves the call."""
+
+    name: str = Field(min_length=1, max_length=200)
+    endpoints: list[str] = Field(min_length=1)
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+    context_window: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    knowledge_cutoff: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    quality_prior: float | None = Field(default=None, ge=0, le=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class MTRouterConfig(_Strict):
+    """How `llm_complete` picks its model (routing/mtrouter): Q = quality − λ·cost, β-greedy."""
+
+    enabled: bool = True
+    lambda_: float = Field(default=1.0, ge=0, alias="lambda")  # USD weight, per typical conversation cost
+    beta: float = Field(default=0.9, ge=0, le=1)  # probability of the greedy model; the rest explores
+    stay_bonus: float = Field(default=0.0, ge=0, le=0.1)  # favours the session's previous model
+    typical_conversation_cost_usd: float = Field(default=0.002, gt=0)  # C̄₀: the prior's cost unit
+    default_budget_usd: float | None = Field(default=None, gt=0)  # per session, when the call names none
+    fallback_model: str | None = None  # default: the model with the largest context window
+    embedder: Literal["minilm", "hashing"] = "minilm"
+    packing: Literal["split", "single"] = "split"
+    checkpoint_dir: str | None = None  # default: `checkpoints/` beside the database
+    seed: int = 0
+
+
 class ToolConfig(_Strict):
     router: str = "lqm"
     l_ref_s: float | None = Field(default=None, gt=0, le=600)  # None: the tool's default
@@ -110,6 +145,8 @@ class ToolConfig(_Strict):
     lqm: dict[str, Any] = Field(default_factory=dict)  # LQM-ContextRoute parameters (routing/lqm.py)
     guards: dict[str, Any] = Field(default_factory=dict)  # breaker, cooldown, SLO guard (routing/guards.py)
     providers: list[ProviderConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)  # llm_complete only; default: one per `model`
+    mtrouter: MTRouterConfig = Field(default_factory=MTRouterConfig)
 
     @field_validator("router")
     @classmethod
@@ -174,6 +211,7 @@ AUTO_PROVIDERS: tuple[tuple[ToolName, dict[str, Any]], ...] = (
             "input_cost_per_token": 1.5e-7,
             "output_cost_per_token": 6e-7,
             "quality_prior": 0.7,
+            "context_window": 128000,
         },
     ),
     (
@@ -186,6 +224,7 @@ AUTO_PROVIDERS: tuple[tuple[ToolName, dict[str, Any]], ...] = (
             "input_cost_per_token": 8e-7,
             "output_cost_per_token": 4e-6,
             "quality_prior": 0.7,
+            "context_window": 200000,
         },
     ),
     (
@@ -198,6 +237,7 @@ AUTO_PROVIDERS: tuple[tuple[ToolName, dict[str, Any]], ...] = (
             "input_cost_per_token": 1e-7,
             "output_cost_per_token": 4e-7,
             "quality_prior": 0.65,
+            "context_window": 1048576,
         },
     ),
     (
@@ -211,6 +251,7 @@ AUTO_PROVIDERS: tuple[tuple[ToolName, dict[str, Any]], ...] = (
             "input_cost_per_token": 1.5e-7,
             "output_cost_per_token": 6e-7,
             "quality_prior": 0.7,
+            "context_window": 128000,
         },
     ),
     (
@@ -224,6 +265,7 @@ AUTO_PROVIDERS: tuple[tuple[ToolName, dict[str, Any]], ...] = (
             "input_cost_per_token": 5e-8,
             "output_cost_per_token": 8e-8,
             "quality_prior": 0.5,
+            "context_window": 131072,
         },
     ),
     (
@@ -276,8 +318,55 @@ class Config(_Strict):
                 raise ValueError(f"collection name {name!r} may only hold letters, digits, '.', '_' and '-'")
         return self
 
+    @model_validator(mode="after")
+    def _models_name_their_endpoints(self) -> Config:
+        for tool, tool_config in self.tools.items():
+            if tool_config.models and tool != "llm_complete":
+                raise ValueError(f"[[tools.{tool}.models]]: only llm_complete has a model pool")
+        llm = self.tools.get("llm_complete")
+        if llm is None:
+            return self
+        providers = {p.name for p in llm.providers}
+        names: set[str] = set()
+        for model in llm.models:
+            if model.name in names:
+                raise ValueError(f"model {model.name!r} appears twice under [[tools.llm_complete.models]]")
+            names.add(model.name)
+            unknown = [e for e in model.endpoints if e not in providers]
+            if unknown:
+                raise ValueError(
+                    f"model {model.name!r}: endpoints {unknown} are not llm_complete providers; "
+                    f"use provider names from: {', '.join(sorted(providers)) or '(none configured)'}"
+                )
+        fallback = llm.mtrouter.fallback_model
+        if fallback and fallback not in {m.name for m in self.model_pool()}:
+            raise ValueError(f"mtrouter.fallback_model {fallback!r} is not a model of the pool")
+        return self
+
     def tool(self, name: ToolName) -> ToolConfig:
         return self.tools.get(name) or ToolConfig()
+
+    def model_pool(self) -> list[ModelSpec]:
+        """Every configured model, serving or not, in config order (a checkpoint is tied to this order).
+
+        With no `[[tools.llm_complete.models]]`, each distinct provider `model` is one model served by
+        the providers naming it, so the built-in default pool is the two packaged local models plus
+        the keyed ones whose keys are set."""
+        llm = self.tool("llm_complete")
+        providers = {p.name: p for p in llm.providers}
+        models = llm.models or [
+            ModelConfig(name=name, endpoints=[p.name for p in llm.providers if (p.model or p.name) == name])
+            for name in dict.fromkeys(p.model or p.name for p in llm.providers)
+        ]
+        return [_model_spec(m, [providers[e] for e in m.endpoints]) for m in models]
+
+    def serving_pool(self) -> list[ModelSpec]:
+        """The models with at least one serving endpoint, each listing only its serving endpoints."""
+        serving = {p.name for p in self.tool("llm_complete").enabled_providers()}
+        pool = [
+            replace(m, endpoints=tuple(e for e in m.endpoints if e in serving)) for m in self.model_pool()
+        ]
+        return [m for m in pool if m.endpoints]
 
     def judge_provider(self) -> ProviderConfig | None:
         """The configured judge, else the enabled llm provider with the highest quality prior (then price)."""
@@ -324,6 +413,34 @@ class LoadedConfig:
     def database_path(self, override: str | None = None) -> Path:
         chosen = override or os.environ.get(DB_ENV) or self.config.database
         return Path(chosen).expanduser() if chosen else default_data_dir() / "router.db"
+
+
+def _context_window(provider: ProviderConfig) -> int | None:
+    if provider.context_window is not None:
+        return provider.context_window
+    if provider.type == "llamacpp":  # the adapter's n_ctx is the window
+        return int(provider.options.get("n_ctx", 2048))
+    return None
+
+
+def _model_spec(model: ModelConfig, endpoints: list[ProviderConfig]) -> ModelSpec:
+    windows = [w for e in endpoints if (w := _context_window(e)) is not None]
+    priors = [e.quality_prior for e in endpoints if e.quality_prior is not None]
+    return ModelSpec(
+        name=model.name,
+        input_cost_per_token=max(
+            [model.input_cost_per_token or 0.0, *(e.input_cost_per_token for e in endpoints)]
+        ),
+        output_cost_per_token=max(
+            [model.output_cost_per_token or 0.0, *(e.output_cost_per_token for e in endpoints)]
+        ),
+        context_window=model.context_window or (min(windows) if windows else None),
+        max_output_tokens=model.max_output_tokens,
+        knowledge_cutoff=model.knowledge_cutoff,
+        quality_prior=model.quality_prior if model.quality_prior is not None else max(priors, default=None),
+        endpoints=tuple(model.endpoints),
+        metadata=dict(model.metadata),
+    )
 
 
 def default_data_dir() -> Path:

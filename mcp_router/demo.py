@@ -1,8 +1,9 @@
 """`mcp-router demo`: the server as a real MCP client sees it.
 
 Starts `mcp-router serve` as a stdio subprocess on a fresh database, connects `mcp.Client`, routes
-a few `retrieve`, `llm_complete` and `search` calls, rates one, and prints every decision and the
-`router://stats` resource. It needs no key and no network; `search` offline ends in a clear message.
+a few `retrieve` calls, a three-turn `llm_complete` conversation (one session, with a budget) and
+`search` calls, rates one, and prints every decision, the `router://stats` resource and the session's
+spend from `router://models`. It needs no key and no network; `search` offline ends in a clear message.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ CHATS = [
     "Explain in one sentence what a router does.",
 ]
 SEARCH_QUERIES = ["Model Context Protocol", "reciprocal rank fusion"]
+DEMO_SESSION = "demo-conversation"
 
 
 def _text(result: Any) -> str:
@@ -47,7 +49,9 @@ def _summary(tool: str, data: dict[str, Any]) -> str:
             if data["results"]
             else "0 results"
         )
-    return json.dumps(data["text"][:70]) + f" ({data['usage']['completion_tokens']} tokens)"
+    choice = data.get("model_choice") or {}
+    picked = f" [{choice['chosen']}: {choice['policy']}, p={choice['propensity']:.2f}]" if choice else ""
+    return json.dumps(data["text"][:60]) + f" ({data['usage']['completion_tokens']} tokens){picked}"
 
 
 def _row(cells: list[Any]) -> str:
@@ -67,13 +71,20 @@ async def _demo(server_args: list[str]) -> int:
             f"{', '.join(t.name for t in tools.tools)}\n"
         )
         calls = [("retrieve", {"query": q, "k": 3}) for q in RETRIEVE_QUERIES]
-        calls += [
-            ("llm_complete", {"messages": [{"role": "user", "content": c}], "max_tokens": 48}) for c in CHATS
-        ]
+        calls += [("llm_complete", {"content": c}) for c in CHATS]
         calls += [("search", {"query": q, "k": 3}) for q in SEARCH_QUERIES]
         first_ok: str | None = None
+        conversation: list[dict[str, str]] = []
         print(_row(["tool", "provider", "wall_s", "outcome", "result"]))
         for tool, arguments in calls:
+            if tool == "llm_complete":  # one conversation: each turn carries the history so far
+                conversation.append({"role": "user", "content": arguments["content"]})
+                arguments = {
+                    "messages": conversation,
+                    "max_tokens": 48,
+                    "session_id": DEMO_SESSION,
+                    "budget_usd": 0.01,
+                }
             t0 = time.perf_counter()
             result = await client.call_tool(tool, arguments)
             wall = time.perf_counter() - t0
@@ -84,14 +95,23 @@ async def _demo(server_args: list[str]) -> int:
                 first_ok = first_ok or data["call_id"]
                 fallbacks = f" after {len(data['fallbacks'])} fallback(s)" if data["fallbacks"] else ""
                 line = [tool, data["provider"], f"{wall:.2f}", "ok" + fallbacks, _summary(tool, data)]
+                if tool == "llm_complete":
+                    conversation.append({"role": "assistant", "content": data["text"]})
             rows.append(line)
             print(_row(line), flush=True)
         if first_ok:
             rated = await client.call_tool("feedback", {"call_id": first_ok, "score": 0.8})
             print(f"\nfeedback on {first_ok}: {'error: ' + _text(rated) if rated.is_error else 'recorded'}")
         stats = json.loads((await client.read_resource("router://stats")).contents[0].text)
+        models = json.loads((await client.read_resource("router://models")).contents[0].text)
     print("\nrouter://stats")
     print(stats_table(stats))
+    print("\nrouter://models: session spend")
+    for session in models["sessions"]:
+        print(
+            f"{session['session_id']}: {session['steps']} steps, ${session['spent_usd']:.6f} of "
+            f"${session['budget_usd']:.2f}"
+        )
     return 0 if all(r[3].startswith("ok") for r in rows if r[0] != "search") else 1
 
 

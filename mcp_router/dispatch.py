@@ -12,8 +12,8 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import numpy as np
@@ -24,9 +24,12 @@ from mcp_router.feedback.judge import JudgeInput, judge_messages, parse_verdict
 from mcp_router.feedback.queue import JudgeQueue
 from mcp_router.routing import Decision, Outcome, RouteContext, Router
 from mcp_router.routing.features import Featurizer
-from mcp_router.store import AttemptRecord, CallRecord, QualityObs, Store
+from mcp_router.store import AttemptRecord, CallRecord, QualityObs, StepRecord, Store
 from providers import Adapter, ProviderError, RateLimited
 from providers.types import CompletionRequest
+
+if TYPE_CHECKING:
+    from mcp_router.llm_planner import Plan
 
 log = logging.getLogger("mcp_router.dispatch")
 AttemptHook = Callable[[str, int], Awaitable[None]]
@@ -115,6 +118,20 @@ def _decision_record(decision: Decision) -> dict[str, Any]:
     }
 
 
+def _completed_step(plan: Plan | None, attempts: list[AttemptRecord], served: Any) -> StepRecord | None:
+    """The plan's step record with what actually happened: which model served, and its tokens."""
+    if plan is None:
+        return None
+    if served is None:
+        return plan.step
+    return replace(
+        plan.step,
+        served_model=plan.model_of[attempts[-1].provider],
+        prompt_tokens=served.usage.prompt_tokens,
+        completion_tokens=served.usage.completion_tokens,
+    )
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -162,7 +179,10 @@ class Dispatcher:
         text: str,
         summary: dict[str, Any],
         on_attempt: AttemptHook | None = None,
+        plan: Plan | None = None,
     ) -> Served:
+        """Serve one call. With a `plan` (llm_complete under MTRouter) the router ranks only the chosen
+        model's endpoints, the fallback models' endpoints follow, and each gets its own request."""
         route = self.routes[tool]
         if not route.arms:
             raise NoProviders(route)
@@ -170,20 +190,24 @@ class Dispatcher:
         x = await self.features(router, text)
         started = time.monotonic()
         inflight = {name: arm.inflight for name, arm in route.arms.items()}
-        decision = router.rank(RouteContext(tool=tool, text=text, now=self.clock(), x=x, inflight=inflight))
+        context = RouteContext(tool=tool, text=text, now=self.clock(), x=x, inflight=inflight)
+        exclude = [a for a in route.arms if a not in plan.first] if plan else ()
+        decision = router.rank(context, exclude=exclude)
+        order = decision.order + (plan.fallbacks if plan else [])
         call_id = new_call_id()
         attempts: list[AttemptRecord] = []
         failures: list[QualityObs] = []
         served: Any = None
         try:
-            for n, name in enumerate(decision.order[: route.max_attempts], start=1):
+            for n, name in enumerate(order[: route.max_attempts], start=1):
                 remaining = route.deadline_s - (time.monotonic() - started)
                 if remaining <= 0.05:
                     break
                 if on_attempt is not None:
                     await on_attempt(name, n)
                 arm = route.arms[name]
-                attempt, result = await self._attempt(arm, request, min(arm.timeout_s, remaining))
+                arm_request = plan.requests[name] if plan else request
+                attempt, result = await self._attempt(arm, arm_request, min(arm.timeout_s, remaining))
                 attempts.append(attempt)
                 router.observe(
                     Outcome(name, attempt.status, attempt.latency_s, attempt.ts_done, attempt.retry_after)
@@ -209,6 +233,7 @@ class Dispatcher:
                 failure_obs=failures,
                 session_id=summary.get("session_id"),
                 cost_usd=float(getattr(served, "cost_usd", 0.0) or 0.0),
+                step=_completed_step(plan, attempts, served),
             )
             with anyio.CancelScope(shield=True):  # a cancelled call is still recorded
                 await anyio.to_thread.run_sync(self.store.record_call, record)

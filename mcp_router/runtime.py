@@ -9,8 +9,11 @@ from pathlib import Path
 
 from mcp_router.config import TOOLS, LoadedConfig
 from mcp_router.dispatch import Arm, Dispatcher, JudgeSetup, ToolRoute
+from mcp_router.llm_planner import Planner
+from mcp_router.model_log import ModelLog
 from mcp_router.routing import build_router
 from mcp_router.routing.features import Featurizer
+from mcp_router.routing.mtrouter.router import ModelParams, ModelRouter
 from mcp_router.store import Store
 from providers import ProviderEnv, create_adapter
 from providers.http import new_client
@@ -26,12 +29,15 @@ class Runtime:
     store: Store
     env: ProviderEnv
     dispatcher: Dispatcher
+    planner: Planner | None  # MTRouter's model choice for llm_complete; None when disabled
 
     def warm_up(self) -> None:
         """Load the sentence embedder in the background when a router reads query features, so the
         first routed call does not pay the seconds it takes to import and load it."""
         if any(route.router.uses_features for route in self.dispatcher.routes.values()):
             threading.Thread(target=embed, args=(["warm-up"],), name="embedder-warm-up", daemon=True).start()
+        if self.planner is not None:  # load a promoted checkpoint (torch, the embedder) before the first call
+            threading.Thread(target=self.planner.router.refresh, name="checkpoint-load", daemon=True).start()
 
     @property
     def collections(self) -> CollectionLibrary:
@@ -86,7 +92,34 @@ def open_runtime(loaded: LoadedConfig, database: Path) -> Runtime:
     store = Store(database)
     routes = build_routes(loaded, env)
     dispatcher = Dispatcher(routes, store, Featurizer(embed=embed), judge=judge_setup(loaded, routes))
-    return Runtime(loaded=loaded, store=store, env=env, dispatcher=dispatcher)
+    return Runtime(
+        loaded=loaded, store=store, env=env, dispatcher=dispatcher, planner=model_planner(loaded, store)
+    )
+
+
+def model_params(loaded: LoadedConfig) -> ModelParams:
+    mt = loaded.config.tool("llm_complete").mtrouter
+    return ModelParams(
+        lam=mt.lambda_,
+        beta=mt.beta,
+        stay_bonus=mt.stay_bonus,
+        typical_cost_usd=mt.typical_conversation_cost_usd,
+        fallback_model=mt.fallback_model,
+        embedder=mt.embedder,
+        packing=mt.packing,
+        seed=mt.seed,
+    )
+
+
+def model_planner(loaded: LoadedConfig, store: Store) -> Planner | None:
+    mt = loaded.config.tool("llm_complete").mtrouter
+    pool = loaded.config.serving_pool()
+    if not mt.enabled or not pool:
+        return None
+    model_log = ModelLog(store)
+    router = ModelRouter(pool, model_params(loaded), promoted=model_log.promoted, cache=model_log)
+    log.info("llm_complete: MTRouter over models %s", [m.name for m in pool])
+    return Planner(router, model_log, mt.default_budget_usd)
 
 
 def judge_setup(loaded: LoadedConfig, routes: dict[str, ToolRoute]) -> JudgeSetup | None:

@@ -56,6 +56,19 @@ SessionId = Annotated[
     str | None,
     Field(max_length=200, description="Ties the turns of one conversation together for routing."),
 ]
+BudgetUsd = Annotated[
+    float | None,
+    Field(
+        gt=0,
+        le=10_000,
+        description="Spending cap in USD for the whole session (with session_id) or this call; the model "
+        "router only picks models whose worst-case cost fits what is left.",
+    ),
+]
+Task = Annotated[
+    str | None,
+    Field(max_length=20_000, description="What the conversation is for, if not its first user message."),
+]
 CallId = Annotated[
     str, Field(pattern=r"^call_[0-9a-f]{16}$", description="The call_id returned by an earlier tool call.")
 ]
@@ -102,12 +115,21 @@ class UsageOut(BaseModel):
     completion_tokens: int
 
 
+class ModelChoiceOut(BaseModel):
+    chosen: str = Field(description="The model MTRouter picked for this turn.")
+    policy: str = Field(description="greedy, explore (a logged exploration step), or only.")
+    propensity: float = Field(description="The probability the router had of picking it.")
+    stage: str = Field(description="prior (no trained checkpoint yet) or checkpoint.")
+    budget_remaining_usd: float | None = Field(description="What the session may still spend.")
+
+
 class CompletionOutput(Routed):
     text: str
     model: str
     usage: UsageOut
     cost_usd: float
     finish_reason: str | None = None
+    model_choice: ModelChoiceOut | None = None
 
 
 class FeedbackOutput(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from mcp.types import ToolAnnotations
 from mcp_router import __version__
 from mcp_router.config import TOOLS, LoadedConfig
 from mcp_router.dispatch import DispatchError, Served
+from mcp_router.llm_planner import Plan
 from mcp_router.runtime import Runtime, open_runtime
 from mcp_router.schemas import (
+    BudgetUsd,
     CallId,
     CollectionName,
     Comment,
@@ -32,18 +34,20 @@ from mcp_router.schemas import (
     Freshness,
     MaxTokens,
     Messages,
+    ModelChoiceOut,
     PassageOut,
     Query,
     RetrieveOutput,
     Score,
     SearchOutput,
     SessionId,
+    Task,
     Temperature,
     TopK,
     UsageOut,
     WebResult,
 )
-from mcp_router.stats import all_stats, tool_stats
+from mcp_router.stats import all_stats, models_view, tool_stats
 from mcp_router.store import DuplicateFeedback, UnknownCall
 from providers.types import ChatMessage, CompletionRequest, RetrieveRequest, SearchRequest
 
@@ -79,6 +83,20 @@ def _routed(served: Served) -> dict[str, Any]:
         "latency_s": round(served.latency_s, 4),
         "fallbacks": _fallbacks(served),
     }
+
+
+def _model_choice(plan: Plan | None, cost_usd: float) -> ModelChoiceOut | None:
+    if plan is None:
+        return None
+    step = plan.step
+    remaining = None if plan.remaining_usd is None else round(max(plan.remaining_usd - cost_usd, 0.0), 10)
+    return ModelChoiceOut(
+        chosen=step.chosen_model,
+        policy=step.policy,
+        propensity=round(step.propensity, 6),
+        stage=step.stage,
+        budget_remaining_usd=remaining,
+    )
 
 
 class Progress:
@@ -123,7 +141,12 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
     mcp = MCPServer("mcp-router", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
 
     async def dispatch(
-        tool: str, request: Any, text: str, summary: dict[str, Any], progress: Progress
+        tool: str,
+        request: Any,
+        text: str,
+        summary: dict[str, Any],
+        progress: Progress,
+        plan: Plan | None = None,
     ) -> Served:
         rt = runtime()
 
@@ -131,7 +154,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
             await progress.report(f"attempt {n}: {provider}")
 
         try:
-            return await rt.dispatcher.run(tool, request, text, summary, on_attempt)
+            return await rt.dispatcher.run(tool, request, text, summary, on_attempt, plan)
         except DispatchError as exc:
             raise ToolError(str(exc)) from None
 
@@ -184,9 +207,14 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
         max_tokens: MaxTokens = 256,
         temperature: Temperature = 0.0,
         session_id: SessionId = None,
+        budget_usd: BudgetUsd = None,
+        task: Task = None,
     ) -> CompletionOutput:
-        """Answer a conversation with a language model chosen by the router (local models by default,
-        hosted ones when their API keys are set). Reports progress while it generates."""
+        """Answer a conversation with a language model. The router picks the model for each turn from
+        the conversation so far and what the session may still spend (local models by default, hosted
+        ones when their API keys are set). Pass session_id on every turn of one conversation, and
+        budget_usd to cap its spending. Reports progress while it generates."""
+        rt = runtime()
         chat = tuple(ChatMessage(role=m.role, content=m.content) for m in messages)
         last_user = next(m.content for m in reversed(chat) if m.role == "user")
         request = CompletionRequest(messages=chat, max_tokens=max_tokens, temperature=temperature)
@@ -196,9 +224,10 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
             "max_tokens": max_tokens,
             "temperature": temperature,
             "session_id": session_id,
+            "budget_usd": budget_usd,
         }
         if session_id:
-            await runtime().dispatcher.session_turn(session_id, last_user)
+            await rt.dispatcher.session_turn(session_id, last_user)
         started = time.monotonic()
         progress = Progress(ctx)
 
@@ -208,12 +237,21 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
                 await anyio.sleep(PROGRESS_INTERVAL_S)
                 await progress.report(f"generating ({time.monotonic() - started:.0f} s)")
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(heartbeat)
-            try:
-                served = await dispatch("llm_complete", request, last_user, summary, progress)
-            finally:
-                tg.cancel_scope.cancel()
+        async with AsyncExitStack() as stack:
+            plan = None
+            if rt.planner is not None:
+                try:
+                    plan = await stack.enter_async_context(
+                        rt.planner.plan(request, session_id, budget_usd, task)
+                    )
+                except DispatchError as exc:
+                    raise ToolError(str(exc)) from None
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(heartbeat)
+                try:
+                    served = await dispatch("llm_complete", request, last_user, summary, progress, plan)
+                finally:
+                    tg.cancel_scope.cancel()
         done = served.result
         return CompletionOutput(
             text=done.text,
@@ -223,6 +261,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
             usage=UsageOut(
                 prompt_tokens=done.usage.prompt_tokens, completion_tokens=done.usage.completion_tokens
             ),
+            model_choice=_model_choice(plan, done.cost_usd),
             **_routed(served),
         )
 
@@ -277,6 +316,19 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
         rt = runtime()
         calls = await anyio.to_thread.run_sync(rt.store.recent_calls, 20)
         return json.dumps({"calls": calls}, indent=2)
+
+    @mcp.resource(
+        "router://models",
+        name="router-models",
+        title="llm_complete model pool",
+        mime_type=JSON,
+        description="MTRouter's model pool (prices, windows, priors, endpoints), its checkpoint, and the "
+        "spend of recent sessions.",
+    )
+    async def models_resource() -> str:
+        rt = runtime()
+        view = await anyio.to_thread.run_sync(models_view, rt.loaded.config, rt.store, rt.planner)
+        return json.dumps(view, indent=2)
 
     @mcp.resource(
         "router://config",

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from mcp_router.dispatch import ToolRoute
+from mcp_router.model_log import ModelLog
 from mcp_router.store import Store, p95
+
+if TYPE_CHECKING:
+    from mcp_router.config import Config
+    from mcp_router.llm_planner import Planner
 
 
 def tool_stats(store: Store, route: ToolRoute) -> dict[str, Any]:
@@ -48,4 +54,45 @@ def all_stats(store: Store, routes: dict[str, ToolRoute]) -> dict[str, Any]:
     return {
         "database": str(store.path),
         "tools": {tool: tool_stats(store, route) for tool, route in routes.items()},
+    }
+
+
+def models_view(config: Config, store: Store, planner: Planner | None) -> dict[str, Any]:
+    """`router://models`: the pool as configured and as serving, the checkpoint in use, and spend."""
+    model_log = ModelLog(store)
+    serving = {m.name: m.endpoints for m in config.serving_pool()}
+    mt = config.tool("llm_complete").mtrouter
+    router = planner.router if planner else None
+    steps = store.query(
+        "SELECT chosen_model, COUNT(*) AS n, ROUND(SUM(cost_usd), 8) AS cost_usd FROM llm_steps "
+        "GROUP BY chosen_model"
+    )
+    by_model = {row["chosen_model"]: row for row in steps}
+    return {
+        "enabled": planner is not None,
+        "lambda": mt.lambda_,
+        "beta": mt.beta,
+        "embedder": mt.embedder,
+        "packing": mt.packing,
+        "default_budget_usd": mt.default_budget_usd,
+        "pool": [
+            {
+                **{k: v for k, v in asdict(m).items() if k != "endpoints"},
+                "endpoints": list(m.endpoints),
+                "serving_endpoints": list(serving.get(m.name, ())),
+                "steps": by_model.get(m.name, {}).get("n", 0),
+                "cost_usd": by_model.get(m.name, {}).get("cost_usd", 0.0),
+            }
+            for m in config.model_pool()
+        ],
+        "checkpoint": {
+            "in_use": router.checkpoint_id if router else None,
+            "stage": "checkpoint" if router and router.checkpoint is not None else "prior",
+            "promoted": model_log.promoted(),
+            "recent": [
+                {k: c[k] for k in ("checkpoint_id", "created_at", "status", "validation")}
+                for c in model_log.checkpoints(limit=6)
+            ],
+        },
+        "sessions": model_log.sessions(),
     }

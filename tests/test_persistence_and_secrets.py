@@ -62,6 +62,7 @@ model = "gpt-test"
 base_url = "{CLOSED_PORT_URL.removesuffix("/w/api.php")}/v1"
 api_key_env = "TEST_LLM_KEY"
 timeout_s = 2
+quality_prior = 0.9
 options = {{ organization_token = "{SECRET}" }}
 """
     config = tmp_path / "keyed.toml"
@@ -69,7 +70,7 @@ options = {{ organization_token = "{SECRET}" }}
     db = tmp_path / "router.db"
     seen: list[str] = []
     async with Client(create_server(load_config(config), db), cache=None) as client:
-        for _ in range(2):  # round-robin: one of the two calls starts at the failing hosted arm
+        for _ in range(2):  # MTRouter's prior prefers the hosted model, which fails over to smollm2
             result = await client.call_tool(
                 "llm_complete", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
             )
@@ -78,6 +79,7 @@ options = {{ organization_token = "{SECRET}" }}
             "router://stats",
             "router://stats/llm_complete",
             "router://calls/recent",
+            "router://models",
             "router://config",
         ):
             seen.append((await client.read_resource(uri)).contents[0].text)

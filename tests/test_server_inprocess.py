@@ -169,7 +169,7 @@ async def test_unknown_tool_stats_resource_is_not_found(client: Client) -> None:
 async def test_every_resource_reads_back_valid_json(client: Client) -> None:
     await client.call_tool("retrieve", {"query": "round-robin baseline"})
     listed = {str(r.uri) for r in (await client.list_resources()).resources}
-    assert listed == {"router://stats", "router://calls/recent", "router://config"}
+    assert listed == {"router://stats", "router://calls/recent", "router://config", "router://models"}
     templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
     assert templates == {"router://stats/{tool}"}
     stats = await read_json(client, "router://stats")

@@ -1,4 +1,4 @@
-"""`mcp-router serve | demo | stats | doctor | bench`: the console entry point.
+"""`mcp-router serve | demo | stats | doctor | bench | train | eval`: the console entry point.
 
 Logging goes to stderr and is configured before anything else is imported, because on stdio the
 server's stdout is the protocol channel: one stray line there breaks every client.
@@ -7,6 +7,7 @@ server's stdout is the protocol channel: one stray line there breaks every clien
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -84,7 +85,46 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument(
         "--curve-seeds", type=int, default=None, help="robustness curve seeds, 0 to skip (default --seeds)"
     )
+    train = commands.add_parser(
+        "train", help="fit an MTRouter checkpoint: from the server's logs (--from-db) or a routing-data file"
+    )
+    _config_arguments(train)
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--from-db", action="store_true", help="train on the database's rated llm_complete steps"
+    )
+    source.add_argument("--data", metavar="F.jsonl", help="routing-data JSONL (see README)")
+    train.add_argument("--models", metavar="M.json", help="models file: prices and metadata (with --data)")
+    train.add_argument("--out", metavar="CKPT", help="checkpoint file to write (with --data)")
+    train.add_argument("--force", action="store_true", help="--from-db: promote even if the gate rejects it")
+    train.add_argument("--seed", type=int, default=0)
+    _embedding_arguments(train)
+
+    evaluate = commands.add_parser("eval", help="evaluate routing policies on a routing-data file")
+    evaluate.add_argument(
+        "--data", metavar="F.jsonl", required=True, help="routing-data JSONL to evaluate on"
+    )
+    evaluate.add_argument("--models", metavar="M.json", required=True, help="models file")
+    evaluate.add_argument(
+        "--checkpoint", metavar="CKPT", required=True, help="checkpoint from `train --data`"
+    )
+    evaluate.add_argument(
+        "--train-data",
+        metavar="F.jsonl",
+        help="training data for best-single, knn and linear "
+        "(default: the file the checkpoint was trained on)",
+    )
+    evaluate.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    evaluate.add_argument("--plot", metavar="FILE.png", help="draw the quality-cost frontier")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--cache", metavar="FILE", help="embedding cache (default: the user cache dir)")
     return parser
+
+
+def _embedding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--embedder", choices=["minilm", "hashing"], default="minilm")
+    parser.add_argument("--packing", choices=["split", "single"], default="split")
+    parser.add_argument("--cache", metavar="FILE", help="embedding cache (default: the user cache dir)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,6 +140,10 @@ def main(argv: list[str] | None = None) -> None:
         from mcp_router.bench import run
 
         raise SystemExit(run(args.name, args))
+    if args.command == "eval" or (args.command == "train" and not args.from_db):
+        from mcp_router.routing.mtrouter.offline import run_offline
+
+        raise SystemExit(run_offline(args))
 
     from mcp_router.config import ConfigError, load_config, with_docs
 
@@ -126,6 +170,15 @@ def main(argv: list[str] | None = None) -> None:
         from mcp_router.doctor import run_doctor
 
         raise SystemExit(run_doctor(loaded, probe_calls=not args.no_probe, timeout_s=args.timeout))
+    elif args.command == "train":
+        from mcp_router.model_training import NothingToTrain, train_from_db
+
+        try:
+            report = train_from_db(loaded, database, force=args.force, seed=args.seed)
+        except NothingToTrain as exc:
+            print(f"mcp-router train: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        print(json.dumps(report, indent=2))
     elif args.command == "stats":
         import anyio
 

@@ -143,3 +143,67 @@ def test_keyed_providers_join_when_their_variable_is_set(
     # ... or all of them
     none = write(tmp_path, "auto_providers = false\n")
     assert load_config(none).config.tool("llm_complete").providers == []
+
+
+def test_default_model_pool_is_the_local_models_plus_keyed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MCP_ROUTER_CONFIG", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    config = load_config().config
+    assert [m.name for m in config.model_pool()] == ["smollm2-135m", "gemma3-270m", "gpt-4o-mini"]
+    serving = config.serving_pool()
+    assert [(m.name, m.endpoints, m.context_window) for m in serving] == [
+        ("smollm2-135m", ("smollm2-135m-local",), 2048),
+        ("gemma3-270m", ("gemma3-270m-local",), 2048),
+    ]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-anything")
+    keyed = load_config().config.serving_pool()[-1]
+    assert (keyed.name, keyed.input_cost_per_token, keyed.context_window) == ("gpt-4o-mini", 1.5e-7, 128000)
+
+
+def test_explicit_models_take_the_dearest_endpoint_price(tmp_path: Path) -> None:
+    text = """
+[[tools.llm_complete.providers]]
+name = "a"
+type = "openai"
+model = "m"
+input_cost_per_token = 1e-6
+output_cost_per_token = 2e-6
+
+[[tools.llm_complete.providers]]
+name = "b"
+type = "openai"
+model = "m"
+input_cost_per_token = 3e-6
+output_cost_per_token = 1e-6
+context_window = 8000
+
+[[tools.llm_complete.models]]
+name = "shared"
+endpoints = ["a", "b"]
+quality_prior = 0.6
+knowledge_cutoff = "2025-01-31"
+"""
+    ((model,),) = [load_config(write(tmp_path, text)).config.model_pool()]
+    assert model.endpoints == ("a", "b") and model.context_window == 8000
+    assert (model.input_cost_per_token, model.output_cost_per_token) == (3e-6, 2e-6)
+    assert model.quality_prior == 0.6 and model.knowledge_cutoff == "2025-01-31"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[tools.llm_complete.models]]\nname = "x"\nendpoints = ["nope"]\n',
+            "endpoints ['nope'] are not llm_complete providers",
+        ),
+        (
+            '[tools.llm_complete.mtrouter]\nfallback_model = "ghost"\n',
+            "mtrouter.fallback_model 'ghost' is not a model of the pool",
+        ),
+        ("[tools.llm_complete.mtrouter]\nbeta = 1.5\n", "beta"),
+        ('[[tools.search.models]]\nname = "x"\nendpoints = ["y"]\n', "only llm_complete has a model pool"),
+    ],
+)
+def test_model_pool_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(write(tmp_path, text))

@@ -148,3 +148,21 @@ def test_explicit_feedback_supersedes_judge_and_implicit_signals(tmp_path: Path)
         (2, "judge", 4.0),
         (2, "implicit", 4.0),
     ]
+
+
+def test_a_schema_1_database_gains_the_mtrouter_tables_and_keeps_its_calls(tmp_path: Path) -> None:
+    from mcp_router.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # what an earlier mcp-router wrote: schema 1 and one call
+        import sqlite_utils
+
+        db = sqlite_utils.Database(conn)
+        db["meta"].create({"key": str, "value": str}, pk="key")
+        MIGRATIONS[1](db)
+        db["meta"].insert({"key": "schema_version", "value": "1"})
+        db["calls"].insert({"call_id": "call_0000000000000001", "tool": "search", "status": "ok", "ts": 1.0})
+    store = Store(path)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.count("calls") == 1
+    assert {"llm_steps", "llm_checkpoints", "embedding_cache"} <= set(store.db.table_names())

@@ -11,13 +11,11 @@ and a capacity drop); see `des.py`. Feedback to the routers is a simulated judge
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import math
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from mcp_router.bench.paths import cache_dir, content_hash, data_dir
 from mcp_router.bench.policies import ALL_POLICIES
 from mcp_router.bench.report import ProgressBar
 from mcp_router.bench.runner import BenchSpec
+from mcp_router.cpu import torch_threads
 
 ARMS = ["bm25", "bm25-title", "dense", "hybrid"]
 # The scenario, fixed before the first run. Extra scenarios may be added beside it, never in its place.
@@ -174,19 +173,6 @@ def embed_corpus(data: SciFact, progress: bool = True) -> np.ndarray:
     """MiniLM vectors of title + " " + abstract for every document (the dense arm's index)."""
     texts = [f"{t} {a}".strip() for t, a in zip(data.titles, data.abstracts, strict=True)]
     return embed_texts(texts, "embedding corpus", progress)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch on `n` intra-op threads inside the block (restored after)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def compute_arm_table(

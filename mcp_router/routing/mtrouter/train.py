@@ -15,14 +15,14 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from mcp_router.cpu import torch_threads
 from mcp_router.routing.mtrouter.checkpoint import Checkpoint, PoolMismatch, state_hash
 from mcp_router.routing.mtrouter.network import MTRouterNet
 from mcp_router.routing.mtrouter.pool import MetaNorm, ModelSpec, meta_features, spec_to_dict
@@ -103,17 +103,6 @@ def split_by_episode(episode: np.ndarray, val_fraction: float, seed: int) -> tup
     held = np.random.default_rng(seed).choice(episodes, size=n_val, replace=False)
     is_val = np.isin(np.asarray(episode).astype(str), held)
     return rows[~is_val], rows[is_val]
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Limit intra-op threads for the fit and restore the caller's setting: the server shares the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _adamw(net: MTRouterNet, config: TrainConfig) -> torch.optim.AdamW:
@@ -213,7 +202,7 @@ def fit(
         "weight": torch.from_numpy(np.asarray(data.weight, dtype=np.float32)),
     }
     rng = np.random.default_rng(config.seed)
-    with _torch_threads(threads), torch.random.fork_rng(devices=[]):
+    with torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         net, norm = _initial_net(data, pool, encoder_id, init)
         opt = _adamw(net, config)

@@ -159,6 +159,13 @@ async def test_train_from_db_produces_a_checkpoint_the_server_then_uses(
                 score = 1.0 if data["model_choice"]["chosen"] == "economy" else 0.0
                 await client.call_tool("feedback", {"call_id": data["call_id"], "score": score})
 
+    with sqlite3.connect(db) as conn:
+        logged = conn.execute("SELECT chosen_model, propensity, policy, q_values FROM llm_steps").fetchall()
+    assert len(logged) == 24 and {p for _, _, p, _ in logged} == {"greedy", "explore"}
+    for chosen, propensity, _, q_values in logged:  # beta = 0.5 over two models: 0.75 greedy, 0.25 other
+        q = json.loads(q_values)
+        assert propensity == (0.75 if chosen == max(q, key=q.get) else 0.25)
+
     done = run_cli("train", "--from-db", "--config", str(config), "--db", str(db))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

@@ -21,6 +21,7 @@ from mcp_router.routing.mtrouter.embed import (
     MemoryCache,
     MiniLMEmbedder,
     SqliteCache,
+    encoder_from_id,
     text_hash,
 )
 from mcp_router.routing.mtrouter.history import (
@@ -292,3 +293,15 @@ def test_minilm_embedder_counts_without_special_tokens_and_truncates_at_its_wind
     messages = [user(long), assistant(long), user("and now?")]
     for text in render_split(messages, emb.count_tokens):
         assert emb.count_tokens(text) <= 254
+
+
+def test_encoder_from_id_rebuilds_the_same_encoder_and_refuses_others() -> None:
+    original = HistoryEncoder(HashingEmbedder(dim=16, seed=3), packing="single", max_tokens=100)
+    rebuilt = encoder_from_id(original.encoder_id)
+    assert rebuilt.encoder_id == original.encoder_id
+    history = [user("same text both ways")]
+    np.testing.assert_array_equal(rebuilt.encode([history]), original.encode([history]))
+    with pytest.raises(ValueError, match="cannot rebuild an encoder"):
+        encoder_from_id("other-embedder|packing=split|max_tokens=254")
+    with pytest.raises(ValueError, match="this installation gives"):
+        encoder_from_id("all-MiniLM-L6-v2@sha256:0000|pool=mean|window=256|packing=split|max_tokens=254")

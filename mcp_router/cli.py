@@ -1,4 +1,4 @@
-"""`mcp-router serve | demo | stats | doctor | bench | train | eval`: the console entry point.
+"""The `mcp-router` console entry point: serve, demo, stats, doctor, bench, and the MTRouter commands.
 
 Logging goes to stderr and is configured before anything else is imported, because on stdio the
 server's stdout is the protocol channel: one stray line there breaks every client.
@@ -13,6 +13,7 @@ import os
 import sys
 
 from mcp_router import __version__
+from mcp_router.offline_cli import add_commands, run_offline
 
 
 def _quiet_environment() -> None:
@@ -100,24 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     _embedding_arguments(train)
 
-    evaluate = commands.add_parser("eval", help="evaluate routing policies on a routing-data file")
-    evaluate.add_argument(
-        "--data", metavar="F.jsonl", required=True, help="routing-data JSONL to evaluate on"
-    )
-    evaluate.add_argument("--models", metavar="M.json", required=True, help="models file")
-    evaluate.add_argument(
-        "--checkpoint", metavar="CKPT", required=True, help="checkpoint from `train --data`"
-    )
-    evaluate.add_argument(
-        "--train-data",
-        metavar="F.jsonl",
-        help="training data for best-single, knn and linear "
-        "(default: the file the checkpoint was trained on)",
-    )
-    evaluate.add_argument("--json", metavar="FILE", help="write the report as JSON")
-    evaluate.add_argument("--plot", metavar="FILE.png", help="draw the quality-cost frontier")
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--cache", metavar="FILE", help="embedding cache (default: the user cache dir)")
+    add_commands(commands)
     return parser
 
 
@@ -140,9 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         from mcp_router.bench import run
 
         raise SystemExit(run(args.name, args))
-    if args.command == "eval" or (args.command == "train" and not args.from_db):
-        from mcp_router.routing.mtrouter.offline import run_offline
-
+    if args.command in ("convert", "eval", "ablation") or (args.command == "train" and not args.from_db):
         raise SystemExit(run_offline(args))
 
     from mcp_router.config import ConfigError, load_config, with_docs

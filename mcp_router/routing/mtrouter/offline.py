@@ -1,0 +1,597 @@
+"""Train and evaluate MTRouter from routing-data files (the `mcp-router train/eval --data` path), and the
+MT-Bench history ablation.
+
+Offline data is full-information: every record has every model's outcome, so every (record, model)
+pair is a training row, not only a logged choice. Each record is a decision point whose outcome was
+measured right there (a per-question or per-turn score), so each row is a one-step trajectory for
+`targets.episode_targets`: S'_t = the record's score (no error observation, so no AEC), cost target
+log(1 + cost/c̄) with c̄ the mean per-row cost of the training data, weight 1 (propensity 1). Rows
+are grouped into episodes by `session`, so validation holds out whole conversations.
+
+The checkpoint meta records what evaluation needs to stay honest: the training file (knn and linear
+baselines are fitted on it), and the per-model training means (best-single and cheapest are chosen
+from them, never from test data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcp_router.routing.mtrouter import evaluate as ev
+from mcp_router.routing.mtrouter.checkpoint import Checkpoint, sidecar_path
+from mcp_router.routing.mtrouter.data import RoutingRecord, read_records
+from mcp_router.routing.mtrouter.embed import (
+    HashingEmbedder,
+    HistoryEncoder,
+    MiniLMEmbedder,
+    SqliteCache,
+    encoder_from_id,
+)
+from mcp_router.routing.mtrouter.pool import ModelSpec, load_models_file
+from mcp_router.routing.mtrouter.targets import AECConfig, EpisodeStep, episode_targets
+from mcp_router.routing.mtrouter.train import TrainConfig, TrainingSet, fit, split_by_episode
+
+log = logging.getLogger(__name__)
+
+EMBEDDERS = ("minilm", "hashing")
+HASHING_DIM = 256  # the hashing embedder's size for offline runs (unit tests use smaller ones directly)
+TARGET_RULE = (
+    "full information: one row per (record, model); each row a one-step episode for "
+    "targets.episode_targets with the record's score as final score and no observation (no AEC), "
+    "c_bar = mean per-row cost of the training data, weight 1; episode = session"
+)
+
+
+def default_cache_path() -> Path:
+    """Embeddings persist outside the repo, next to the benchmark caches."""
+    return Path.home() / ".cache" / "mcp-router" / "mtrouter" / "embeddings.sqlite"
+
+
+def make_encoder(embedder: str, packing: str, cache: Path | None) -> HistoryEncoder:
+    if embedder not in EMBEDDERS:
+        raise ValueError(f"embedder must be one of {EMBEDDERS}, not {embedder!r}")
+    emb = MiniLMEmbedder() if embedder == "minilm" else HashingEmbedder(dim=HASHING_DIM)
+    return HistoryEncoder(emb, packing=packing, cache=SqliteCache(cache or default_cache_path()))
+
+
+def load_pool(models: Path, records: Sequence[RoutingRecord]) -> list[ModelSpec]:
+    """The models file's pool, checked against the records (every record needs every pool model)."""
+    specs = list(load_models_file(models).values())
+    names = [s.name for s in specs]
+    for record in records:
+        absent = [n for n in names if n not in record.outcomes]
+        if absent:
+            raise ValueError(
+                f"record {record.id!r} has no outcome for {absent} from {models}; offline training and "
+                "evaluation need every pool model's outcome on every record"
+            )
+    extra = sorted({m for r in records for m in r.outcomes} - set(names))
+    if extra:
+        log.warning("outcomes of models not in %s are ignored: %s", models, extra)
+    return specs
+
+
+def train_means(truth: ev.OutcomeMatrix) -> dict[str, dict[str, float]]:
+    return {
+        m: {"score": float(truth.score[:, j].mean()), "cost_usd": float(truth.cost[:, j].mean())}
+        for j, m in enumerate(truth.models)
+    }
+
+
+def training_set(
+    records: Sequence[RoutingRecord], zx: np.ndarray, truth: ev.OutcomeMatrix
+) -> tuple[TrainingSet, float]:
+    """(rows, c̄): one row per (record, model) with targets from `episode_targets` (see module doc)."""
+    n, m = truth.score.shape
+    c_bar = float(truth.cost.mean())
+    cfg = AECConfig()
+    score, cost, weight = np.zeros(n * m), np.zeros(n * m), np.zeros(n * m)
+    for i in range(n):
+        for j, model in enumerate(truth.models):
+            step = EpisodeStep(model=model, cost_usd=float(truth.cost[i, j]))
+            (target,) = episode_targets([step], float(truth.score[i, j]), c_bar, cfg)
+            score[i * m + j], cost[i * m + j], weight[i * m + j] = target.score, target.cost, target.weight
+    rows = TrainingSet(
+        zx=np.repeat(zx, m, axis=0),
+        model_idx=np.tile(np.arange(m), n),
+        score=score,
+        cost=cost,
+        weight=weight,
+        episode=np.repeat(np.array([r.session for r in records]), m),
+    )
+    return rows, c_bar
+
+
+def _encode(encoder: HistoryEncoder, records: Sequence[RoutingRecord]) -> np.ndarray:
+    return encoder.encode([r.messages for r in records])
+
+
+def _fit(
+    records: Sequence[RoutingRecord],
+    specs: Sequence[ModelSpec],
+    zx: np.ndarray,
+    encoder_id: str,
+    config: TrainConfig,
+    threads: int,
+    extra: dict[str, Any],
+) -> tuple[Checkpoint, ev.OutcomeMatrix]:
+    truth = ev.outcome_matrix(records, [s.name for s in specs])
+    rows, c_bar = training_set(records, zx, truth)
+    meta = {**extra, "train_means": train_means(truth), "target_rule": TARGET_RULE}
+    checkpoint = fit(
+        rows,
+        specs,
+        encoder_id=encoder_id,
+        c_bar=c_bar,
+        config=config,
+        threads=threads,
+        extra_meta={"offline": meta},
+    )
+    return checkpoint, truth
+
+
+def train_from_files(
+    data: Path,
+    models: Path,
+    out: Path,
+    *,
+    packing: str = "split",
+    embedder: str = "minilm",
+    cache: Path | None = None,
+    config: TrainConfig | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Fit a checkpoint on a routing-data file and save it to `out` (+ JSON sidecar); returns a summary
+    with the row counts, c̄, the validation metrics and the wall time of embedding and of fitting."""
+    data, models, out = Path(data), Path(models), Path(out)
+    config = config or TrainConfig()
+    records = read_records(data)
+    specs = load_pool(models, records)
+    encoder = make_encoder(embedder, packing, cache)
+    started = time.monotonic()
+    zx = _encode(encoder, records)
+    embed_seconds = time.monotonic() - started
+    extra = {"train_data": str(data.resolve()), "models_file": str(models.resolve()), "records": len(records)}
+    checkpoint, _ = _fit(records, specs, zx, encoder.encoder_id, config, threads, extra)
+    checkpoint.save(out)
+    validation = checkpoint.meta["validation"]
+    return {
+        "checkpoint": str(out),
+        "checkpoint_id": checkpoint.checkpoint_id,
+        "records": len(records),
+        "sessions": len({r.session for r in records}),
+        "rows": len(records) * len(specs),
+        "models": [s.name for s in specs],
+        "encoder_id": encoder.encoder_id,
+        "c_bar": checkpoint.meta["c_bar"],
+        "embed_seconds": round(embed_seconds, 2),
+        "train_seconds": validation["seconds"],
+        "validation": validation,
+        "config": asdict(config),
+    }
+
+
+def baseline_estimates(
+    train_zx: np.ndarray,
+    train: ev.OutcomeMatrix,
+    episodes: np.ndarray,
+    test_zx: np.ndarray,
+    c_bar: float,
+    config: TrainConfig,
+) -> tuple[dict[str, ev.Estimates], dict[str, Any]]:
+    """knn and linear estimates for `test_zx`, their hyperparameters chosen on the same held-out training
+    sessions MTRouter early-stops on (`split_by_episode` with the training config's fraction and seed)."""
+    _, val_rows = split_by_episode(episodes, config.val_fraction, config.seed)
+    chosen = ev.select_baselines(train_zx, train, val_rows, c_bar)
+    estimates = {
+        "knn": ev.knn_estimates(train_zx, train, test_zx, int(chosen["knn"]["k"]), c_bar),
+        "linear": ev.ridge_estimates(train_zx, train, test_zx, chosen["linear"]["alpha"], c_bar),
+    }
+    return estimates, chosen
+
+
+def _mtrouter_estimates(checkpoint: Checkpoint, specs: Sequence[ModelSpec], zx: np.ndarray) -> ev.Estimates:
+    names = [s.name for s in specs]
+    score, cost = checkpoint.with_pool(specs).predict(zx, names)
+    return ev.Estimates(score, np.expm1(cost))
+
+
+def evaluate_files(
+    data: Path,
+    models: Path,
+    checkpoint: Path,
+    *,
+    train_data: Path | None = None,
+    json_out: Path | None = None,
+    plot: Path | None = None,
+    lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
+    seed: int = 0,
+    cache: Path | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Every policy of `evaluate.evaluate_policies` on the records of `data`. The knn/linear baselines
+    and best-single come from `train_data` (default: the file the checkpoint was trained on). Writes the
+    report as JSON to `json_out` and, next to it, the text table (`.txt`); `plot` draws the frontier."""
+    data, models, checkpoint = Path(data), Path(models), Path(checkpoint)
+    if json_out is not None and Path(json_out).resolve() == sidecar_path(checkpoint).resolve():
+        raise ValueError(f"--json {json_out} would overwrite the checkpoint's sidecar; choose another path")
+    ckpt = Checkpoint.load(checkpoint)
+    offline = ckpt.meta.get("offline", {})
+    train_path = Path(train_data) if train_data is not None else offline.get("train_data")
+    if train_path is None:
+        raise ValueError(
+            f"{checkpoint} does not record its training file; pass train_data (--train-data) so the "
+            "baselines and best-single are fitted on training data"
+        )
+    records = read_records(data)
+    train_records = read_records(Path(train_path))
+    specs = load_pool(models, records)
+    load_pool(models, train_records)
+    names = [s.name for s in specs]
+    encoder = encoder_from_id(ckpt.meta["encoder_id"], SqliteCache(cache or default_cache_path()))
+    zx, train_zx = _encode(encoder, records), _encode(encoder, train_records)
+    truth, train_truth = ev.outcome_matrix(records, names), ev.outcome_matrix(train_records, names)
+    c_bar = float(ckpt.meta["c_bar"])
+    config = TrainConfig(**ckpt.meta["train"])
+    episodes = np.array([r.session for r in train_records])
+    estimates, chosen = baseline_estimates(train_zx, train_truth, episodes, zx, c_bar, config)
+    estimates = {"mtrouter": _mtrouter_estimates(ckpt, specs, zx), **estimates}
+    report = ev.evaluate_policies(truth, estimates, train_means(train_truth), lambdas=lambdas, seed=seed)
+    report = {
+        "data": str(data),
+        "train_data": str(train_path),
+        "checkpoint": str(checkpoint),
+        "checkpoint_id": ckpt.checkpoint_id,
+        "encoder_id": encoder.encoder_id,
+        "c_bar": c_bar,
+        "baseline_hyperparameters": chosen,
+        "training": {k: ckpt.meta.get(k) for k in ("validation", "train")},
+        **report,
+    }
+    title = title or f"MTRouter offline evaluation on {data.name}"
+    _write_outputs(report, title, json_out, plot)
+    return report
+
+
+def _write_outputs(report: dict[str, Any], title: str, json_out: Path | None, plot: Path | None) -> None:
+    if json_out is not None:
+        json_out = Path(json_out)
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        json_out.with_suffix(".txt").write_text(ev.format_report(report, title))
+    if plot is not None:
+        ev.plot_report(report, Path(plot), title)
+
+
+# ------------------------------------------------------------------ MT-Bench ablation
+
+
+def last_message_only(record: RoutingRecord) -> RoutingRecord:
+    """The record with only its last user message: the history-free view of the same decision."""
+    last_user = next(m for m in reversed(record.messages) if m["role"] == "user")
+    return replace(record, messages=(last_user,))
+
+
+def _folds(sessions: Sequence[str], k: int, seed: int) -> list[set[str]]:
+    order = np.random.default_rng(seed).permutation(sorted(set(sessions)))
+    return [set(order[i::k].tolist()) for i in range(k)]
+
+
+def _cross_validated(
+    records: Sequence[RoutingRecord],
+    specs: Sequence[ModelSpec],
+    encoder: HistoryEncoder,
+    folds: list[set[str]],
+    config: TrainConfig,
+    threads: int,
+    decision_turn: int,
+) -> tuple[dict[str, ev.Estimates], ev.OutcomeMatrix, dict[str, dict[str, float]], float]:
+    """Pooled out-of-fold estimates for the `decision_turn` records: each fold's model is trained on all
+    records of the other folds' sessions (every turn) and predicts only its own fold."""
+    names = [s.name for s in specs]
+    test_idx = [i for i, r in enumerate(records) if r.turn == decision_turn]
+    zx_all = _encode(encoder, records)
+    n, m = len(test_idx), len(names)
+    pooled = {f: ev.Estimates(np.zeros((n, m)), np.zeros((n, m))) for f in ("mtrouter", "knn", "linear")}
+    means_sum = {name: {"score": 0.0, "cost_usd": 0.0} for name in names}
+    seconds = 0.0
+    for fold, held in enumerate(folds):
+        train_idx = [i for i, r in enumerate(records) if r.session not in held]
+        rows_out = [k for k, i in enumerate(test_idx) if records[i].session in held]
+        train_records = [records[i] for i in train_idx]
+        started = time.monotonic()
+        fold_config = replace(config, seed=config.seed + fold)
+        ckpt, truth = _fit(
+            train_records, specs, zx_all[train_idx], encoder.encoder_id, fold_config, threads, {}
+        )
+        seconds += time.monotonic() - started
+        test_zx = zx_all[[test_idx[k] for k in rows_out]]
+        fold_est = {"mtrouter": _mtrouter_estimates(ckpt, specs, test_zx)}
+        episodes = np.array([r.session for r in train_records])
+        baselines, _ = baseline_estimates(
+            zx_all[train_idx], truth, episodes, test_zx, ckpt.meta["c_bar"], fold_config
+        )
+        fold_est.update(baselines)
+        for family, est in fold_est.items():
+            pooled[family].score[rows_out] = est.score
+            pooled[family].cost_units[rows_out] = est.cost_units
+        decision_rows = [k for k, r in enumerate(train_records) if r.turn == decision_turn]
+        for name, means in train_means(
+            ev.outcome_matrix([train_records[k] for k in decision_rows], names)
+        ).items():
+            for key in ("score", "cost_usd"):
+                means_sum[name][key] += means[key] / len(folds)
+    truth_test = ev.outcome_matrix([records[i] for i in test_idx], names)
+    return pooled, truth_test, means_sum, seconds
+
+
+def mtbench_ablation(
+    data: Path,
+    models: Path,
+    *,
+    folds: int = 5,
+    repeats: int = 5,
+    embedder: str = "minilm",
+    packing: str = "split",
+    cache: Path | None = None,
+    config: TrainConfig | None = None,
+    threads: int = 1,
+    lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
+    json_out: Path | None = None,
+    plot: Path | None = None,
+) -> dict[str, Any]:
+    """Turn-2 routing with the full history against the last user message only, by k-fold cross-
+    validation over questions (sessions), repeated with `repeats` fold assignments and training seeds.
+
+    Both variants use the same folds, seeds, turn-1 records and training config; only the rendering of
+    the turn-2 records differs. best-single and cheapest come from the training folds' turn-2 means."""
+    config = config or TrainConfig()
+    records = read_records(Path(data))
+    specs = load_pool(Path(models), records)
+    encoder = make_encoder(embedder, packing, cache)
+    variants = {"full": list(records), "last": [last_message_only(r) if r.turn > 1 else r for r in records]}
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for repeat in range(repeats):
+        split = _folds([r.session for r in records], folds, seed=config.seed + 1000 * repeat)
+        for variant, recs in variants.items():
+            run_config = replace(config, seed=config.seed + 1000 * repeat)
+            estimates, truth, means, seconds = _cross_validated(
+                recs, specs, encoder, split, run_config, threads, 2
+            )
+            report = ev.evaluate_policies(truth, estimates, means, lambdas=lambdas, seed=repeat)
+            report["train_seconds"] = round(seconds, 2)
+            runs[variant].append(report)
+    summary = {}
+    for variant, reports in runs.items():
+        ratios = [r["cost_ratio_at_best_single_quality"] for r in reports]
+        summary[variant] = {
+            "cost_ratio_at_best_single_quality": ratios,
+            "reached_best_single_quality": sum(x is not None for x in ratios),
+            "mean_ratio_where_reached": _mean([x for x in ratios if x is not None]),
+            "knn_ratio": [r["baselines"]["knn"]["cost_ratio_at_best_single_quality"] for r in reports],
+            "linear_ratio": [r["baselines"]["linear"]["cost_ratio_at_best_single_quality"] for r in reports],
+            "train_seconds": sum(r["train_seconds"] for r in reports),
+        }
+    full_vs_last = [
+        ev.compare_frontiers(_family(full, "mtrouter"), _family(last, "mtrouter"))
+        for full, last in zip(runs["full"], runs["last"], strict=True)
+    ]
+    report = {
+        "data": str(data),
+        "decision": "turn 2 (80 records), k-fold cross-validation by question",
+        "folds": folds,
+        "repeats": repeats,
+        "encoder_id": encoder.encoder_id,
+        "train_config": asdict(config),
+        "summary": summary,
+        "full_vs_last_mtrouter": {
+            "at_or_above_per_repeat": [c["at_or_above"] for c in full_vs_last],
+            "mean_margin_per_repeat": [c["mean_margin"] for c in full_vs_last],
+            "min_margin_per_repeat": [c["min_margin"] for c in full_vs_last],
+        },
+        "runs": runs,
+    }
+    if json_out is not None:
+        json_out = Path(json_out)
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        json_out.with_suffix(".txt").write_text(format_ablation(report))
+    if plot is not None:
+        _plot_ablation(report, Path(plot))
+    return report
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _family(report: dict[str, Any], family: str) -> list[ev.PolicyResult]:
+    return [ev.PolicyResult(**p) for p in report["policies"] if p["family"] == family]
+
+
+def format_ablation(report: dict[str, Any]) -> str:
+    lines = [
+        f"MT-Bench turn-2 ablation: full history vs last user message only ({report['folds']}-fold CV by "
+        f"question, {report['repeats']} repeats), encoder {report['encoder_id']}",
+        "",
+    ]
+    for variant, s in report["summary"].items():
+        ratios = ", ".join(ev.fmt_number(x) for x in s["cost_ratio_at_best_single_quality"])
+        lines.append(
+            f"{variant:>4}: mtrouter cost_ratio_at_best_single_quality per repeat [{ratios}] "
+            f"(reached {s['reached_best_single_quality']}/{len(s['cost_ratio_at_best_single_quality'])}, "
+            f"mean where reached {ev.fmt_number(s['mean_ratio_where_reached'])}); "
+            f"knn [{', '.join(ev.fmt_number(x) for x in s['knn_ratio'])}], "
+            f"linear [{', '.join(ev.fmt_number(x) for x in s['linear_ratio'])}]"
+        )
+    fvl = report["full_vs_last_mtrouter"]
+    margins = ", ".join(ev.fmt_number(x, 4) for x in fvl["mean_margin_per_repeat"])
+    lines.append(
+        "full-history frontier minus last-message frontier at the last-message Pareto points, mean margin "
+        f"per repeat: [{margins}], at or above: {fvl['at_or_above_per_repeat']}"
+    )
+    for variant, reports in report["runs"].items():
+        lines.append("")
+        lines.append(
+            ev.format_report(reports[0], f"[{variant}] repeat 0, pooled out-of-fold turn-2 decisions")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _plot_ablation(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for variant, color in (("full", "C3"), ("last", "C0")):
+        for repeat, run in enumerate(report["runs"][variant]):
+            pts = sorted(_family(run, "mtrouter"), key=lambda p: p.cost_usd)
+            ax.plot(
+                [p.cost_usd for p in pts],
+                [p.quality for p in pts],
+                color=color,
+                alpha=0.8 if repeat == 0 else 0.3,
+                linewidth=1,
+                label=f"mtrouter, {variant} history" if repeat == 0 else None,
+            )
+    for p in report["runs"]["full"][0]["policies"]:
+        if p["family"] in ("single", "reference"):
+            ax.scatter([p["cost_usd"]], [p["quality"]], color="black", s=18, zorder=3)
+            ax.annotate(
+                p["name"],
+                (p["cost_usd"], p["quality"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("total cost of the 80 turn-2 decisions (USD, log scale)")
+    ax.set_ylabel("quality (mean score / 10)")
+    ax.set_title("MT-Bench turn 2: full history vs last message (CV, all repeats)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ command line (benchmark runs)
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    given = {
+        f: getattr(args, f) for f in TrainConfig.__dataclass_fields__ if getattr(args, f, None) is not None
+    }
+    return TrainConfig(**given)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m mcp_router.routing.mtrouter.offline {convert,train,eval,mtbench-ablation}`: the
+    benchmark commands of benchmarks/README.md, until `mcp-router train/eval` expose them."""
+    from mcp_router.bench.paths import data_dir
+    from mcp_router.routing.mtrouter.data import convert_llmrouter, convert_mtbench
+
+    parser = argparse.ArgumentParser(prog="python -m mcp_router.routing.mtrouter.offline")
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser(
+        "convert", help="write the shared LLMRouter and MT-Bench data as routing JSONL"
+    )
+    convert.add_argument("--out", type=Path, default=default_cache_path().parent / "data")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", type=Path, required=True)
+        p.add_argument("--models", type=Path, required=True)
+        p.add_argument(
+            "--cache", type=Path, default=None, help=f"embedding cache (default {default_cache_path()})"
+        )
+
+    def training(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--embedder", choices=EMBEDDERS, default="minilm")
+        p.add_argument("--packing", choices=("split", "single"), default="split")
+        p.add_argument("--threads", type=int, default=1)
+        for name, f in TrainConfig.__dataclass_fields__.items():
+            if isinstance(f.default, int | float):  # every TrainConfig knob, e.g. --batch-size 256
+                p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(f.default), default=None)
+
+    train = commands.add_parser("train", help="fit a checkpoint on a routing-data file")
+    common(train)
+    training(train)
+    train.add_argument("--out", type=Path, required=True)
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint and the baselines")
+    common(evaluate)
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--train-data", type=Path, default=None)
+    evaluate.add_argument("--json", type=Path, default=None)
+    evaluate.add_argument("--plot", type=Path, default=None)
+    evaluate.add_argument("--seed", type=int, default=0)
+    ablation = commands.add_parser("mtbench-ablation", help="turn-2 routing: full history vs last message")
+    common(ablation)
+    training(ablation)
+    ablation.add_argument("--folds", type=int, default=5)
+    ablation.add_argument("--repeats", type=int, default=5)
+    ablation.add_argument("--json", type=Path, default=None)
+    ablation.add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    if args.command == "convert":
+        routing = data_dir() / "routing"
+        summary = {
+            "llmrouter": convert_llmrouter(routing / "llmrouter", args.out),
+            "mtbench": convert_mtbench(routing / "routellm-mtbench", args.out),
+        }
+    elif args.command == "train":
+        summary = train_from_files(
+            args.data,
+            args.models,
+            args.out,
+            packing=args.packing,
+            embedder=args.embedder,
+            cache=args.cache,
+            config=_train_config(args),
+            threads=args.threads,
+        )
+    elif args.command == "eval":
+        report = evaluate_files(
+            args.data,
+            args.models,
+            args.checkpoint,
+            train_data=args.train_data,
+            json_out=args.json,
+            plot=args.plot,
+            seed=args.seed,
+            cache=args.cache,
+        )
+        summary = {k: report[k] for k in ("cost_ratio_at_best_single_quality", "best_single", "baselines")}
+    else:
+        report = mtbench_ablation(
+            args.data,
+            args.models,
+            folds=args.folds,
+            repeats=args.repeats,
+            embedder=args.embedder,
+            packing=args.packing,
+            cache=args.cache,
+            config=_train_config(args),
+            threads=args.threads,
+            json_out=args.json,
+            plot=args.plot,
+        )
+        summary = report["summary"]
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

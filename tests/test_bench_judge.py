@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +163,6 @@ def scifact_corpus_or_skip() -> jb.Corpus:
 
 @pytest.mark.slow
 def test_tiny_agreement_run_on_smollm2():
-    started = time.perf_counter()
     corpus = scifact_corpus_or_skip()
     pairs = jb.sample_pairs(corpus, 4, seed=0)
     queries = jb.sample_list_queries(corpus, 2, seed=0)
@@ -176,7 +174,6 @@ def test_tiny_agreement_run_on_smollm2():
     assert entry["latency_mean_s"] > 0 and entry["cost_per_call_usd"] == 0.0
     assert entry["tokens_mean"] > 0
     assert entry["auc"] is None or 0.0 <= entry["auc"] <= 1.0
-    assert time.perf_counter() - started < 60
 
 
 @pytest.mark.slow

@@ -160,6 +160,10 @@ def test_train_then_evaluate_routes_the_easy_questions_to_the_cheap_model(files)
     assert meta["train_data"] == str((files / "train.jsonl").resolve())
     assert meta["train_means"][STRONG]["score"] == 1.0
 
+    with pytest.raises(ValueError, match="would overwrite the checkpoint's sidecar"):
+        evaluate_files(
+            files / "test.jsonl", files / "models.json", files / "ck.pt", json_out=files / "ck.json"
+        )
     report = evaluate_files(
         files / "test.jsonl",
         files / "models.json",

@@ -15,10 +15,8 @@ from them, never from test data).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -44,6 +42,7 @@ from mcp_router.routing.mtrouter.train import TrainConfig, TrainingSet, fit, spl
 log = logging.getLogger(__name__)
 
 EMBEDDERS = ("minilm", "hashing")
+BASELINE_VAL_FRACTION = 0.1  # held-out sessions for knn/ridge selection when training uses no validation
 HASHING_DIM = 256  # the hashing embedder's size for offline runs (unit tests use smaller ones directly)
 TARGET_RULE = (
     "full information: one row per (record, model); each row a one-step episode for "
@@ -189,9 +188,10 @@ def baseline_estimates(
     c_bar: float,
     config: TrainConfig,
 ) -> tuple[dict[str, ev.Estimates], dict[str, Any]]:
-    """knn and linear estimates for `test_zx`, their hyperparameters chosen on the same held-out training
-    sessions MTRouter early-stops on (`split_by_episode` with the training config's fraction and seed)."""
-    _, val_rows = split_by_episode(episodes, config.val_fraction, config.seed)
+    """knn and linear estimates for `test_zx`, their hyperparameters chosen on held-out training sessions:
+    the ones MTRouter early-stops on (`split_by_episode` with the training config's fraction and seed),
+    or 10 % of them when MTRouter trains without a validation split."""
+    _, val_rows = split_by_episode(episodes, config.val_fraction or BASELINE_VAL_FRACTION, config.seed)
     chosen = ev.select_baselines(train_zx, train, val_rows, c_bar)
     estimates = {
         "knn": ev.knn_estimates(train_zx, train, test_zx, int(chosen["knn"]["k"]), c_bar),
@@ -485,113 +485,3 @@ def _plot_ablation(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-# ------------------------------------------------------------------ command line (benchmark runs)
-
-
-def _train_config(args: argparse.Namespace) -> TrainConfig:
-    given = {
-        f: getattr(args, f) for f in TrainConfig.__dataclass_fields__ if getattr(args, f, None) is not None
-    }
-    return TrainConfig(**given)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m mcp_router.routing.mtrouter.offline {convert,train,eval,mtbench-ablation}`: the
-    benchmark commands of benchmarks/README.md, until `mcp-router train/eval` expose them."""
-    from mcp_router.bench.paths import data_dir
-    from mcp_router.routing.mtrouter.data import convert_llmrouter, convert_mtbench
-
-    parser = argparse.ArgumentParser(prog="python -m mcp_router.routing.mtrouter.offline")
-    commands = parser.add_subparsers(dest="command", required=True)
-    convert = commands.add_parser(
-        "convert", help="write the shared LLMRouter and MT-Bench data as routing JSONL"
-    )
-    convert.add_argument("--out", type=Path, default=default_cache_path().parent / "data")
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data", type=Path, required=True)
-        p.add_argument("--models", type=Path, required=True)
-        p.add_argument(
-            "--cache", type=Path, default=None, help=f"embedding cache (default {default_cache_path()})"
-        )
-
-    def training(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--embedder", choices=EMBEDDERS, default="minilm")
-        p.add_argument("--packing", choices=("split", "single"), default="split")
-        p.add_argument("--threads", type=int, default=1)
-        for name, f in TrainConfig.__dataclass_fields__.items():
-            if isinstance(f.default, int | float):  # every TrainConfig knob, e.g. --batch-size 256
-                p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(f.default), default=None)
-
-    train = commands.add_parser("train", help="fit a checkpoint on a routing-data file")
-    common(train)
-    training(train)
-    train.add_argument("--out", type=Path, required=True)
-    evaluate = commands.add_parser("eval", help="evaluate a checkpoint and the baselines")
-    common(evaluate)
-    evaluate.add_argument("--checkpoint", type=Path, required=True)
-    evaluate.add_argument("--train-data", type=Path, default=None)
-    evaluate.add_argument("--json", type=Path, default=None)
-    evaluate.add_argument("--plot", type=Path, default=None)
-    evaluate.add_argument("--seed", type=int, default=0)
-    ablation = commands.add_parser("mtbench-ablation", help="turn-2 routing: full history vs last message")
-    common(ablation)
-    training(ablation)
-    ablation.add_argument("--folds", type=int, default=5)
-    ablation.add_argument("--repeats", type=int, default=5)
-    ablation.add_argument("--json", type=Path, default=None)
-    ablation.add_argument("--plot", type=Path, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-
-    if args.command == "convert":
-        routing = data_dir() / "routing"
-        summary = {
-            "llmrouter": convert_llmrouter(routing / "llmrouter", args.out),
-            "mtbench": convert_mtbench(routing / "routellm-mtbench", args.out),
-        }
-    elif args.command == "train":
-        summary = train_from_files(
-            args.data,
-            args.models,
-            args.out,
-            packing=args.packing,
-            embedder=args.embedder,
-            cache=args.cache,
-            config=_train_config(args),
-            threads=args.threads,
-        )
-    elif args.command == "eval":
-        report = evaluate_files(
-            args.data,
-            args.models,
-            args.checkpoint,
-            train_data=args.train_data,
-            json_out=args.json,
-            plot=args.plot,
-            seed=args.seed,
-            cache=args.cache,
-        )
-        summary = {k: report[k] for k in ("cost_ratio_at_best_single_quality", "best_single", "baselines")}
-    else:
-        report = mtbench_ablation(
-            args.data,
-            args.models,
-            folds=args.folds,
-            repeats=args.repeats,
-            embedder=args.embedder,
-            packing=args.packing,
-            cache=args.cache,
-            config=_train_config(args),
-            threads=args.threads,
-            json_out=args.json,
-            plot=args.plot,
-        )
-        summary = report["summary"]
-    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mcp_router.atomic import atomic_write
 from mcp_router.routing.mtrouter.network import MTRouterNet
 from mcp_router.routing.mtrouter.pool import MetaNorm, ModelSpec, meta_features, spec_from_dict, spec_to_dict
 
@@ -49,21 +48,6 @@ def state_hash(net: MTRouterNet) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """`write(fileobj)` into a temporary file in `path`'s directory, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -168,8 +152,8 @@ class Checkpoint:
             "zx_dim": self.net.zx_dim,
             "net": {"hidden": self.net.hidden, "dropout": self.net.dropout},
         }
-        _atomic_write(path, lambda fh: torch.save(state, fh))
-        _atomic_write(sidecar_path(path), lambda fh: fh.write(json.dumps(sidecar, indent=2).encode()))
+        atomic_write(path, lambda fh: torch.save(state, fh))
+        atomic_write(sidecar_path(path), lambda fh: fh.write(json.dumps(sidecar, indent=2).encode()))
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:

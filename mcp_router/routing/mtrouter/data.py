@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mcp_router.atomic import atomic_write
 
 ROLES = ("system", "user", "assistant", "tool")
 RECORD_FIELDS = ("id", "session", "turn", "messages", "outcomes")
@@ -226,28 +226,15 @@ def record_to_json(record: RoutingRecord) -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_records(path: Path, records: Iterable[RoutingRecord]) -> None:
     """One JSON object per line (UTF-8, not ASCII-escaped), written to a temp file and renamed."""
     lines = [json.dumps(record_to_json(r), ensure_ascii=False) + "\n" for r in records]
-    _atomic_write(Path(path), "".join(lines))
+    atomic_write(Path(path), lambda fh: fh.write("".join(lines).encode()))
 
 
 def write_models(path: Path, models: Mapping[str, Mapping[str, Any]]) -> None:
-    _atomic_write(Path(path), json.dumps(models, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(models, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(Path(path), lambda fh: fh.write(text.encode()))
 
 
 def estimate_tokens(text: str) -> int:

@@ -18,6 +18,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes files owner-only; data and checkpoints are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

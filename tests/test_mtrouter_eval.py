@@ -13,6 +13,7 @@ from mcp_router.routing.mtrouter import evaluate as ev
 from mcp_router.routing.mtrouter.checkpoint import Checkpoint
 from mcp_router.routing.mtrouter.data import Outcome, RoutingRecord, write_records
 from mcp_router.routing.mtrouter.offline import (
+    cross_validate_files,
     evaluate_files,
     last_message_only,
     mtbench_ablation,
@@ -76,7 +77,7 @@ def test_frontier_interpolation_and_comparison() -> None:
     assert ev.quality_at_cost(ours, 0.5) is None  # cheaper than anything we can do
     cmp = ev.compare_frontiers(ours, [point(2, 0.55), point(0.5, 0.3)])
     assert cmp["at_or_above"] and cmp["compared"] == 1 and cmp["below_our_range"] == 1
-    assert cmp["min_margin"] == pytest.approx(0.05)
+    assert cmp["min_margin"] == pytest.approx(0.05) and cmp["share_at_or_above"] == 1.0
     assert not ev.compare_frontiers(ours, [point(4, 0.85)])["at_or_above"]  # ours is 0.8 at cost 4
     assert ev.cost_ratio_at_quality(ours, 0.7, 10.0) == pytest.approx(0.3)
     assert ev.cost_ratio_at_quality(ours, 0.95, 10.0) is None
@@ -181,6 +182,21 @@ def test_train_then_evaluate_routes_the_easy_questions_to_the_cheap_model(files)
     assert json.loads((files / "out" / "eval.json").read_text())["records"] == 100
     assert "cost_ratio_at_best_single_quality: mtrouter" in (files / "out" / "eval.txt").read_text()
     assert (files / "out" / "eval.png").stat().st_size > 10_000
+
+
+def test_cross_validation_scores_every_record_out_of_fold(files) -> None:
+    report = cross_validate_files(
+        files / "train.jsonl",
+        files / "models.json",
+        folds=3,
+        embedder="hashing",
+        cache=files / "emb.sqlite",
+        config=FAST,
+        json_out=files / "cv.json",
+    )
+    assert report["records"] == 300 and report["best_single"]["model"] == STRONG
+    assert report["cost_ratio_at_best_single_quality"] < 0.7
+    assert "3-fold cross-validation" in (files / "cv.txt").read_text()
 
 
 def two_turn_sessions(n: int) -> list[RoutingRecord]:

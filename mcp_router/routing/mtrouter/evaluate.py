@@ -79,7 +79,9 @@ def outcome_matrix(records: Sequence[RoutingRecord], models: Sequence[str]) -> O
     return OutcomeMatrix(tuple(models), score, cost, missing)
 
 
-def score_choice(name: str, choice: np.ndarray, truth: OutcomeMatrix, *, lam=None, family="") -> PolicyResult:
+def score_choice(
+    name: str, choice: np.ndarray, truth: OutcomeMatrix, *, lam: float | None = None, family: str = ""
+) -> PolicyResult:
     rows = np.arange(len(choice))
     counts = np.bincount(choice, minlength=len(truth.models)) / max(len(choice), 1)
     return PolicyResult(
@@ -242,6 +244,7 @@ def compare_frontiers(ours: Sequence[PolicyResult], theirs: Sequence[PolicyResul
         "below_our_range": len(rows) - len(margins),  # cheaper than our cheapest point: not comparable
         "min_margin": min(margins) if margins else None,
         "mean_margin": float(np.mean(margins)) if margins else None,
+        "share_at_or_above": float(np.mean([m >= -1e-9 for m in margins])) if margins else None,
         "at_or_above": bool(margins) and min(margins) >= -1e-9,
     }
 
@@ -333,6 +336,7 @@ def format_report(report: Mapping[str, Any], title: str) -> str:
         lines.append(
             f"mtrouter frontier vs {family} at equal cost: at_or_above={cmp['at_or_above']}, "
             f"{cmp['compared']} points compared ({cmp['below_our_range']} cheaper than our cheapest), "
+            f"at or above at {fmt_number(cmp['share_at_or_above'], 2)} of them, "
             f"min margin {fmt_number(cmp['min_margin'], 4)}, mean margin {fmt_number(cmp['mean_margin'], 4)}"
         )
     points = [PolicyResult(**p) for p in report["policies"]]

@@ -294,12 +294,13 @@ def _cross_validated(
     folds: list[set[str]],
     config: TrainConfig,
     threads: int,
-    decision_turn: int,
+    decision_turn: int | None,
 ) -> tuple[dict[str, ev.Estimates], ev.OutcomeMatrix, dict[str, dict[str, float]], float]:
-    """Pooled out-of-fold estimates for the `decision_turn` records: each fold's model is trained on all
+    """Pooled out-of-fold estimates for the `decision_turn` records (None: every record): each fold's model
+    is trained on all
     records of the other folds' sessions (every turn) and predicts only its own fold."""
     names = [s.name for s in specs]
-    test_idx = [i for i, r in enumerate(records) if r.turn == decision_turn]
+    test_idx = [i for i, r in enumerate(records) if decision_turn in (None, r.turn)]
     zx_all = _encode(encoder, records)
     n, m = len(test_idx), len(names)
     pooled = {f: ev.Estimates(np.zeros((n, m)), np.zeros((n, m))) for f in ("mtrouter", "knn", "linear")}
@@ -325,7 +326,7 @@ def _cross_validated(
         for family, est in fold_est.items():
             pooled[family].score[rows_out] = est.score
             pooled[family].cost_units[rows_out] = est.cost_units
-        decision_rows = [k for k, r in enumerate(train_records) if r.turn == decision_turn]
+        decision_rows = [k for k, r in enumerate(train_records) if decision_turn in (None, r.turn)]
         for name, means in train_means(
             ev.outcome_matrix([train_records[k] for k in decision_rows], names)
         ).items():
@@ -333,6 +334,40 @@ def _cross_validated(
                 means_sum[name][key] += means[key] / len(folds)
     truth_test = ev.outcome_matrix([records[i] for i in test_idx], names)
     return pooled, truth_test, means_sum, seconds
+
+
+def cross_validate_files(
+    data: Path,
+    models: Path,
+    *,
+    folds: int = 5,
+    embedder: str = "minilm",
+    packing: str = "split",
+    cache: Path | None = None,
+    config: TrainConfig | None = None,
+    threads: int = 1,
+    lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
+    json_out: Path | None = None,
+) -> dict[str, Any]:
+    """Every policy on out-of-fold decisions of one file, k folds by session: a training-data-only way
+    to choose a TrainConfig (the test file stays untouched), and a less noisy comparison than a small
+    test set. Fold assignment uses `config.seed`."""
+    config = config or TrainConfig()
+    records = read_records(Path(data))
+    specs = load_pool(Path(models), records)
+    encoder = make_encoder(embedder, packing, cache)
+    split = _folds([r.session for r in records], folds, seed=config.seed)
+    estimates, truth, means, seconds = _cross_validated(records, specs, encoder, split, config, threads, None)
+    report = ev.evaluate_policies(truth, estimates, means, lambdas=lambdas, seed=config.seed)
+    report = {
+        "data": str(data),
+        "folds": folds,
+        "train_config": asdict(config),
+        "train_seconds": seconds,
+        **report,
+    }
+    _write_outputs(report, f"MTRouter {folds}-fold cross-validation on {Path(data).name}", json_out, None)
+    return report
 
 
 def mtbench_ablation(

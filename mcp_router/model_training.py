@@ -122,7 +122,6 @@ def train_from_db(
     loaded: LoadedConfig, database: Path, *, force: bool = False, seed: int = 0
 ) -> dict[str, Any]:
     """Train, register and (if it passes the gate) promote a checkpoint; returns what happened."""
-    from mcp_router.routing.mtrouter.checkpoint import Checkpoint
     from mcp_router.routing.mtrouter.train import TrainConfig, fit
 
     started = time.monotonic()
@@ -145,7 +144,7 @@ def train_from_db(
         encoder = build_encoder(mt.embedder, mt.packing, cache=model_log)
         data = training_set(train_eps, names, encoder, c_bar)
         current_row = model_log.promoted()
-        current = _load(Checkpoint, current_row, specs)
+        current = _load(current_row, specs)
         candidate = fit(
             data,
             specs,
@@ -195,11 +194,14 @@ def train_from_db(
         store.close()
 
 
-def _load(checkpoint_class: Any, row: dict[str, Any] | None, specs: Sequence[ModelSpec]) -> Any:
+def _load(row: dict[str, Any] | None, specs: Sequence[ModelSpec]) -> Any:
+    """The promoted checkpoint fitted to the configured pool, or None (then the priors are the baseline)."""
+    from mcp_router.routing.mtrouter.checkpoint import Checkpoint
+
     if row is None:
         return None
     try:
-        return checkpoint_class.load(Path(row["path"])).with_pool(specs)
+        return Checkpoint.load(Path(row["path"])).with_pool(specs)
     except (OSError, ValueError) as exc:
         log.warning(
             "the promoted checkpoint %s cannot be used (%s); comparing with the prior",

@@ -17,7 +17,8 @@ _lock = threading.Lock()
 _model = None
 
 
-def _load():
+def load_model():
+    """The shared SentenceTransformer, loaded on first use (every MiniLM user in the process shares it)."""
     global _model
     with _lock:
         if _model is None:
@@ -34,7 +35,7 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Unit-norm float32 embeddings of shape (len(texts), 384)."""
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
-    vectors = _load().encode(
+    vectors = load_model().encode(
         list(texts),
         batch_size=batch_size,
         normalize_embeddings=True,

@@ -80,9 +80,9 @@ class MiniLMEmbedder:
 
     @staticmethod
     def _model():
-        from providers.retrieve.embedder import _load
+        from providers.retrieve.embedder import load_model
 
-        model = _load()
+        model = load_model()
         if model.max_seq_length != MiniLMEmbedder.window:
             raise RuntimeError(
                 f"all-MiniLM-L6-v2 loaded with max_seq_length={model.max_seq_length}, expected "

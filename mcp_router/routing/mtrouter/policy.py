@@ -26,18 +26,20 @@ MIN_OUTPUT_TOKENS = 16  # a model that cannot afford this many output tokens is 
 DEFAULT_QUALITY_PRIOR = 0.5
 
 
+def _prompt_tokens(messages: Sequence[Mapping[str, str]], bytes_per_token: int) -> int:
+    return MESSAGE_OVERHEAD_TOKENS + sum(
+        math.ceil(len(m["content"].encode()) / bytes_per_token) + MESSAGE_OVERHEAD_TOKENS for m in messages
+    )
+
+
 def prompt_tokens_bound(messages: Sequence[Mapping[str, str]]) -> int:
     """An upper bound on the prompt's tokens for any common tokenizer (≥ 2 bytes per token)."""
-    return MESSAGE_OVERHEAD_TOKENS + sum(
-        math.ceil(len(m["content"].encode()) / 2) + MESSAGE_OVERHEAD_TOKENS for m in messages
-    )
+    return _prompt_tokens(messages, 2)
 
 
 def prompt_tokens_typical(messages: Sequence[Mapping[str, str]]) -> int:
     """The usual size of the prompt (about 4 bytes per token in English)."""
-    return MESSAGE_OVERHEAD_TOKENS + sum(
-        math.ceil(len(m["content"].encode()) / 4) + MESSAGE_OVERHEAD_TOKENS for m in messages
-    )
+    return _prompt_tokens(messages, 4)
 
 
 @dataclass(frozen=True)

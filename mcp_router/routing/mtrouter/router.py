@@ -142,12 +142,16 @@ class ModelRouter:
             reasons = "; ".join(f"{m}: {why}" for m, why in admission.excluded.items())
             raise NoModelAdmissible(reasons or "the model pool is empty")
         self.refresh()
-        stage, q_values = (
-            "prior",
-            prior_values(self.pool, admission, self.params.lam, self.params.typical_cost_usd),
-        )
-        if self.checkpoint is not None:
-            stage, q_values = "checkpoint", self._learned_values(messages, task, admission)
+        # one read: a checkpoint loaded by another thread mid-decision must not mix with this one
+        checkpoint, checkpoint_id, encoder = self.checkpoint, self.checkpoint_id, self.encoder
+        if checkpoint is None:
+            stage, q_values = (
+                "prior",
+                prior_values(self.pool, admission, self.params.lam, self.params.typical_cost_usd),
+            )
+        else:
+            zx = encoder.encode([list(messages)], [task])
+            stage, q_values = "checkpoint", self._learned_values(checkpoint, zx, admission)
         chosen = pick(q_values, self.params.beta, self.rng, last_model, self.params.stay_bonus)
         return ModelDecision(
             model=chosen.model,
@@ -155,7 +159,7 @@ class ModelRouter:
             propensity=chosen.propensity,
             policy=chosen.policy,
             stage=stage,
-            checkpoint_id=self.checkpoint_id if stage == "checkpoint" else None,
+            checkpoint_id=checkpoint_id,
             q_values={k: round(v, 6) for k, v in q_values.items()},
             admission=admission,
             turn=turn_of(messages),
@@ -163,13 +167,10 @@ class ModelRouter:
             obs_rules=[rule.name for rule in fired_rules(observation(messages))],
         )
 
-    def _learned_values(
-        self, messages: Sequence[Message], task: str | None, admission: Admission
-    ) -> dict[str, float]:
+    def _learned_values(self, checkpoint: Any, zx: np.ndarray, admission: Admission) -> dict[str, float]:
         from mcp_router.routing.mtrouter.checkpoint import value
 
-        zx = self.encoder.encode([list(messages)], [task])
         names = [m.name for m in self.pool]
-        score, cost = self.checkpoint.predict(np.asarray(zx, dtype=np.float32), names)
+        score, cost = checkpoint.predict(np.asarray(zx, dtype=np.float32), names)
         q = value(score, cost, self.params.lam)[0]
         return {name: float(q[names.index(name)]) for name in admission.allowed}

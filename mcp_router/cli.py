@@ -65,14 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--timeout", type=float, default=20.0, help="seconds per probe (default 20)")
 
     bench = commands.add_parser("bench", help="run a routing benchmark in simulated time (no server)")
-    bench.add_argument("name", choices=["retrieval", "qa-pool", "judge"], help="which benchmark")
+    bench.add_argument("name", choices=["retrieval", "qa-pool", "judge", "overhead"], help="which benchmark")
     bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    bench.add_argument("--quick", action="store_true", help="overhead: a small smoke run (CI)")
     bench.add_argument("--plot", metavar="FILE.png", help="plot quality vs latency and the lqm traffic share")
     bench.add_argument("--seeds", type=int, default=5, help="seeds (default 5)")
     bench.add_argument("--steps", type=int, default=4000, help="calls per seed (default 4000)")
     bench.add_argument("--noise", type=float, default=0.1, help="simulated judge noise σ (default 0.1)")
     bench.add_argument("--policies", default="all", help="comma-separated policies (default all)")
     bench.add_argument("--workers", type=int, default=None, help="worker processes (default min(2, cores))")
+    bench.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="retrieval/judge: a smoke run on N SciFact queries and a small corpus slice (default: all)",
+    )
     judge = bench.add_argument_group("bench judge")
     judge.add_argument(
         "--judges",
@@ -137,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     database = loaded.database_path(args.db)
 
     if args.command == "serve":
-        from mcp_router.server import create_server
+        from mcp_router.serving.server import create_server
 
         server = create_server(loaded, database)
         if args.transport == "http":
@@ -165,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         import anyio
 
         from mcp_router.report import stats_table
-        from mcp_router.runtime import open_runtime
+        from mcp_router.serving.runtime import open_runtime
         from mcp_router.stats import all_stats
 
         runtime = open_runtime(loaded, database)

@@ -177,18 +177,32 @@ def test_tiny_agreement_run_on_smollm2():
 
 
 @pytest.mark.slow
-def test_command_without_judges_runs_a_tiny_curve(tmp_path: Path, capsys):
+def test_command_without_judges_runs_a_tiny_curve(tmp_path: Path, capsys, monkeypatch):
+    """On a 40-query slice of SciFact, with its own empty cache: what a fresh machine runs."""
     from mcp_router.bench import run
 
     pytest.importorskip("matplotlib")
     scifact_corpus_or_skip()
+    monkeypatch.setenv("MCP_ROUTER_BENCH_CACHE", str(tmp_path / "cache"))
     out, png = tmp_path / "j.json", tmp_path / "j.png"
-    argv = ["bench", "judge", "--judges", "none", "--curve-steps", "300", "--curve-seeds", "1"]
+    argv = [
+        "bench",
+        "judge",
+        "--judges",
+        "none",
+        "--curve-steps",
+        "300",
+        "--curve-seeds",
+        "1",
+        "--sample",
+        "40",
+    ]
     argv += ["--policies", "lqm,round-robin", "--workers", "1", "--json", str(out), "--plot", str(png)]
     args = build_parser().parse_args(argv)
     assert run("judge", args) == 0
     report = json.loads(out.read_text())
     assert report["benchmark"] == "judge" and report["judges"] == {}
+    assert list((tmp_path / "cache").glob("scifact-*.npz")), "the slice's arm table is cached"
     curve = report["robustness"]
     assert curve["noise"] == [0.0, 0.1, 0.2, 0.3]
     assert set(curve["policies"]) == {"lqm", "round-robin"}

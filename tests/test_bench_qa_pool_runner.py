@@ -1,5 +1,5 @@
 """The qa-pool runner's plumbing: the real pool and replay service through the shared harness
-(question embeddings replaced by random unit vectors, so no model is loaded)."""
+(the router features are the server's static token features: no transformer is loaded)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mcp_router.bench.des import sample_queries
 from mcp_router.bench.runner import run_benchmark
 
 
-def test_qa_pool_spec_runs_through_the_harness(monkeypatch: pytest.MonkeyPatch, tmp_path):
+def test_qa_pool_spec_runs_through_the_harness():
     try:
         root = paths.data_dir()
     except FileNotFoundError:
@@ -21,15 +21,10 @@ def test_qa_pool_spec_runs_through_the_harness(monkeypatch: pytest.MonkeyPatch, 
     if not (root / "routing" / "llmrouter" / "train.json").is_file():
         pytest.skip("LLMRouter data not available")
 
-    def fake_embeddings(texts, progress=True):
-        rng = np.random.default_rng(0)
-        v = rng.normal(size=(len(texts), 384)).astype(np.float32)
-        return v / np.linalg.norm(v, axis=1, keepdims=True), tmp_path / "fake.npy", True
-
-    monkeypatch.setattr(qa_pool_bench, "question_embeddings", fake_embeddings)
     spec = qa_pool_bench.build_spec(argparse.Namespace(noise=0.1), progress=False)
     assert spec.tool == "llm_complete" and len(spec.arms) == 9
     assert spec.gold.shape == (len(spec.texts), 9) and spec.X.shape[0] == len(spec.texts)
+    assert np.allclose(np.linalg.norm(spec.X, axis=1), 1.0)
     assert spec.timeout_s == pytest.approx(3 * spec.l_ref_s)
     assert all(v > 0 for v in spec.arm_latency.values())
     report = run_benchmark(spec, ["best-fixed", "oracle"], seeds=1, steps=200, workers=1, progress=False)

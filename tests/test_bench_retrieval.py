@@ -30,19 +30,9 @@ def test_scifact_has_all_test_and_train_queries_with_qrels():
 def test_real_arms_on_a_small_subset():
     """Every arm ranks for real; the NDCG table is in [0, 1], compute times are measured and positive."""
     full = scifact_or_skip()
-    picked = list(range(0, 40, 5))  # 8 queries
-    relevant = {d for q in picked for d in full.qrels[q]}
-    keep = [i for i, d in enumerate(full.doc_ids) if d in relevant or i % 40 == 0]  # ~140 docs
-    data = SciFact(
-        doc_ids=[full.doc_ids[i] for i in keep],
-        titles=[full.titles[i] for i in keep],
-        abstracts=[full.abstracts[i] for i in keep],
-        query_ids=[full.query_ids[q] for q in picked],
-        query_texts=[full.query_texts[q] for q in picked],
-        query_split=[full.query_split[q] for q in picked],
-        qrels=[full.qrels[q] for q in picked],
-        files=full.files,
-    )
+    data = full.subset(8)  # 8 queries, their relevant documents and every 40th other one (~140 docs)
+    assert len(data.query_ids) == 8 and len(data.doc_ids) < 200
+    assert all(d in data.doc_ids for q in data.qrels for d in q)
     table = compute_arm_table(data, progress=False)
     assert table.ndcg.shape == (8, len(ARMS))
     assert np.all((table.ndcg >= 0) & (table.ndcg <= 1))

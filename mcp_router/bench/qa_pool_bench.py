@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import functools
 import inspect
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,9 @@ from typing import Any
 import numpy as np
 
 from mcp_router.bench import runner
-from mcp_router.bench.embedding import embed_texts
-from mcp_router.bench.paths import cache_dir, content_hash, data_dir
+from mcp_router.bench.paths import data_dir
 from mcp_router.bench.policies import ALL_POLICIES
 from mcp_router.bench.runner import BenchSpec, estimate_unloaded_latency
-
-CACHE_VERSION = "qa-pool-embeddings-v1"
 
 
 def _make_service(pool: Any, root: Path, seed: int) -> Any:
@@ -32,30 +28,13 @@ def _make_service(pool: Any, root: Path, seed: int) -> Any:
     return ReplayService(pool, seed)
 
 
-def question_embeddings(texts: list[str], progress: bool = True) -> tuple[np.ndarray, Path, bool]:
-    """MiniLM embeddings of the questions, cached by a hash of the texts."""
-    key = content_hash([], CACHE_VERSION, "\x1e".join(texts))
-    path = cache_dir() / f"qa-pool-{key}.npy"
-    if path.is_file():
-        return np.load(path), path, True
-    vectors = embed_texts(texts, "embedding questions", progress)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(path)
-    return vectors, path, False
-
-
 def build_spec(args: argparse.Namespace, progress: bool = True) -> BenchSpec:
     from mcp_router.bench import qa_pool
     from mcp_router.bench.retrieval import router_features
 
     root = data_dir()
     pool = qa_pool.load_qa_pool(root)
-    embeddings, cache_path, hit = question_embeddings(list(pool.texts), progress)
-    print(
-        f"bench: question embeddings {'loaded from' if hit else 'written to'} {cache_path}", file=sys.stderr
-    )
-    X, features = router_features(list(pool.texts), embeddings)
+    X, features = router_features(list(pool.texts))
     make_service = functools.partial(_make_service, pool, root)
     service = make_service(0)
     arms = list(pool.arms)
@@ -89,7 +68,6 @@ def build_spec(args: argparse.Namespace, progress: bool = True) -> BenchSpec:
         "judge_rate": 1.0,
         "stream": "questions uniform with replacement from the pool, seeded; same per policy in a seed",
         "router_features": features,
-        "cache": str(cache_path),
     }
     if traces:
         params["trace_error_rate"] = {arm: round(traces[arm].error_rate, 4) for arm in arms}

@@ -106,6 +106,29 @@ class SciFact:
     query_split: list[str]  # test | train
     qrels: list[dict[str, float]]  # per query: doc id -> gain
     files: list[Path]  # the data files, in cache-key order
+    sample: str = "full"  # what part of SciFact this is; part of the cache key
+
+    def subset(self, queries: int, distractor_every: int = 40) -> SciFact:
+        """A small, deterministic slice for smoke runs: `queries` queries spread evenly over the
+        set, every document one of them marks relevant, and every `distractor_every`-th other
+        document. Embedding it takes seconds where the full corpus takes minutes on 2 cores."""
+        if queries <= 0 or queries >= len(self.query_ids):
+            return self
+        step = len(self.query_ids) / queries
+        picked = [int(i * step) for i in range(queries)]
+        relevant = {d for q in picked for d in self.qrels[q]}
+        keep = [i for i, d in enumerate(self.doc_ids) if d in relevant or i % distractor_every == 0]
+        return SciFact(
+            doc_ids=[self.doc_ids[i] for i in keep],
+            titles=[self.titles[i] for i in keep],
+            abstracts=[self.abstracts[i] for i in keep],
+            query_ids=[self.query_ids[q] for q in picked],
+            query_texts=[self.query_texts[q] for q in picked],
+            query_split=[self.query_split[q] for q in picked],
+            qrels=[self.qrels[q] for q in picked],
+            files=self.files,
+            sample=f"sample-{queries}-every-{distractor_every}",
+        )
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -231,7 +254,9 @@ def compute_arm_table(
 
 def arm_table(data: SciFact, progress: bool = True) -> tuple[ArmTable, Path, bool]:
     """The cached arm table (computed on a miss): (table, cache file, whether it was a cache hit)."""
-    key = content_hash(data.files, CACHE_VERSION, json.dumps(ARM_DEFINITIONS, sort_keys=True), ",".join(ARMS))
+    key = content_hash(
+        data.files, CACHE_VERSION, json.dumps(ARM_DEFINITIONS, sort_keys=True), ",".join(ARMS), data.sample
+    )
     path = cache_dir() / f"scifact-{key}.npz"
     if path.is_file():
         with np.load(path) as z:
@@ -245,7 +270,7 @@ def arm_table(data: SciFact, progress: bool = True) -> tuple[ArmTable, Path, boo
                 path,
                 True,
             )
-    vectors_key = content_hash(data.files[:1], "corpus-vectors-v1", ARM_DEFINITIONS["dense"])
+    vectors_key = content_hash(data.files[:1], "corpus-vectors-v1", ARM_DEFINITIONS["dense"], data.sample)
     vectors_path = cache_dir() / f"scifact-corpus-{vectors_key}.npy"
     if vectors_path.is_file():
         vectors = np.load(vectors_path)
@@ -267,18 +292,11 @@ def arm_table(data: SciFact, progress: bool = True) -> tuple[ArmTable, Path, boo
     return table, path, False
 
 
-def router_features(texts: list[str], embeddings: np.ndarray) -> tuple[np.ndarray, str]:
-    """The routers' query features: `routing.features.Featurizer` over the cached MiniLM embeddings
-    (the raw embeddings if the featurizer is not available)."""
-    try:
-        from mcp_router.routing.features import Featurizer
-    except ImportError:
-        print(
-            "bench: mcp_router.routing.features not available; routers get raw MiniLM embeddings",
-            file=sys.stderr,
-        )
-        return embeddings.astype(np.float64), "MiniLM embedding (Featurizer unavailable)"
-    return np.asarray(Featurizer().transform(texts, embeddings)), "routing.features.Featurizer over MiniLM"
+def router_features(texts: list[str]) -> tuple[np.ndarray, str]:
+    """The routers' query features: exactly the server's `Featurizer.default()`."""
+    from mcp_router.routing.features import FEAT_VERSION, Featurizer
+
+    return Featurizer.default().transform(texts), f"routing.features.Featurizer.default() ({FEAT_VERSION})"
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -286,12 +304,12 @@ def router_features(texts: list[str], embeddings: np.ndarray) -> tuple[np.ndarra
 
 def build_spec(args: argparse.Namespace, progress: bool = True) -> BenchSpec:
     root = data_dir() / "scifact"
-    data = load_scifact(root)
+    data = load_scifact(root).subset(getattr(args, "sample", 0) or 0)
     table, cache_path, hit = arm_table(data, progress)
     if table.query_ids != data.query_ids:
         raise RuntimeError(f"cache {cache_path} does not match the queries; delete it")
     print(f"bench: arm table {'loaded from' if hit else 'written to'} {cache_path}", file=sys.stderr)
-    X, features = router_features(data.query_texts, table.embeddings)
+    X, features = router_features(data.query_texts)
     compute = {arm: float(table.compute_s[a]) for a, arm in enumerate(ARMS)}
     test = np.array([split == "test" for split in data.query_split])
     service = RetrievalService(compute_s=compute)
@@ -338,6 +356,7 @@ def build_spec(args: argparse.Namespace, progress: bool = True) -> BenchSpec:
         dataset={
             "name": "scifact",
             "path": str(root),
+            "sample": data.sample,
             "queries": len(data.query_ids),
             "queries_test": data.query_split.count("test"),
             "queries_train": data.query_split.count("train"),

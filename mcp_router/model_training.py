@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from mcp_router.config import LoadedConfig
-from mcp_router.model_log import ModelLog
 from mcp_router.routing.mtrouter.pool import ModelSpec
 from mcp_router.routing.mtrouter.router import build_encoder, observation
 from mcp_router.routing.mtrouter.targets import AECConfig, EpisodeStep, episode_targets
 from mcp_router.store import Store
+from mcp_router.store.model_log import ModelLog
 
 log = logging.getLogger("mcp_router.train")
 PROMOTION_TOLERANCE = 1.05  # a candidate may be at most 5 % worse than the current policy on held-out MSE

@@ -6,13 +6,13 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from mcp_router.dispatch import ToolRoute
-from mcp_router.model_log import ModelLog
+from mcp_router.serving.dispatch import ToolRoute
 from mcp_router.store import Store, p95
+from mcp_router.store.model_log import ModelLog
 
 if TYPE_CHECKING:
     from mcp_router.config import Config
-    from mcp_router.llm_planner import Planner
+    from mcp_router.serving.planner import Planner
 
 
 def tool_stats(store: Store, route: ToolRoute) -> dict[str, Any]:

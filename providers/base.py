@@ -70,6 +70,7 @@ class Adapter(ABC, Generic[RequestT, ResultT]):
 
     tool: ClassVar[ToolName]
     type: ClassVar[str]
+    needs_embedder: ClassVar[bool] = False  # loads the MiniLM sentence embedder (warmed at start-up)
 
     def __init__(self, spec: ProviderSpec, env: ProviderEnv) -> None:
         self.spec = spec

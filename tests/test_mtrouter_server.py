@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 
 from mcp_router.config import load_config
-from mcp_router.server import create_server
+from mcp_router.serving.server import create_server
 from tests.providers_support import llama_server, smollm2_gguf
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from mcp_router.config import load_config
-from mcp_router.server import create_server
+from mcp_router.serving.server import create_server
 from tests.conftest import CLOSED_PORT_URL, router_config, wiki_provider
 
 pytestmark = pytest.mark.anyio

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_router.config import load_config
-from mcp_router.dispatch import Arm, Dispatcher, ToolRoute
 from mcp_router.routing import ROUTER_NAMES, Outcome, RouteContext, Router, build_router
 from mcp_router.routing.features import Featurizer
+from mcp_router.serving.dispatch import Arm, Dispatcher, ToolRoute
 from mcp_router.store import Store
 from providers import ProviderEnv, create_adapter
 from providers.http import new_client

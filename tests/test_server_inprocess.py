@@ -12,7 +12,7 @@ import pytest
 from mcp import Client, MCPError
 
 from mcp_router.config import load_config
-from mcp_router.server import create_server
+from mcp_router.serving.server import create_server
 
 pytestmark = pytest.mark.anyio
 MODES = ["auto", "legacy"]

@@ -1,9 +1,10 @@
 """The path of one call: featurise, let the router rank the arms, call with a timeout, fall back on
 failure, feed every outcome back to the router, and record everything.
 
-Whatever happens, the call and each attempt are written to the store before the tool answers, with
+Whatever happens, the call and each attempt are committed to the store before the tool answers, with
 the timestamps the router saw, so a restart replays the same evidence into a fresh router and
-rebuilds exactly the state that made the decisions.
+rebuilds exactly the state that made the decisions. Records go through the store's single writer
+(group commit); featurising and ranking take microseconds and run on the event loop, not in a thread.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -24,14 +26,16 @@ from mcp_router.feedback.judge import JudgeInput, judge_messages, parse_verdict
 from mcp_router.feedback.queue import JudgeQueue
 from mcp_router.routing import Decision, Outcome, RouteContext, Router
 from mcp_router.routing.features import Featurizer
-from mcp_router.store import AttemptRecord, CallRecord, QualityObs, StepRecord, Store
+from mcp_router.serving.errors import DispatchError
+from mcp_router.store import AttemptRecord, CallRecord, GroupWriter, QualityObs, StepRecord, Store
 from providers import Adapter, ProviderError, RateLimited
 from providers.types import CompletionRequest
 
 if TYPE_CHECKING:
-    from mcp_router.llm_planner import Plan
+    from mcp_router.serving.planner import Plan
 
 log = logging.getLogger("mcp_router.dispatch")
+SESSIONS_REMEMBERED = 10_000  # the last llm_complete call per session, for implicit feedback
 AttemptHook = Callable[[str, int], Awaitable[None]]
 Clock = Callable[[], float]
 
@@ -66,10 +70,6 @@ class Served:
     result: Any
     latency_s: float
     attempts: list[AttemptRecord]
-
-
-class DispatchError(Exception):
-    """The call could not be served; the message says why in terms a user can act on."""
 
 
 class NoProviders(DispatchError):
@@ -140,15 +140,23 @@ class Dispatcher:
         featurizer: Featurizer | None = None,
         clock: Clock = time.time,
         judge: JudgeSetup | None = None,
+        writer: GroupWriter | None = None,
     ) -> None:
         self.routes = routes
         self.store = store
+        self.writer = writer or GroupWriter(store)
         self.featurizer = featurizer
         self.clock = clock
         self.judge = judge
         self.judge_queue = JudgeQueue(self._run_judge, judge.queue_size, judge.timeout_s) if judge else None
+        # session -> (call_id, status, last user message) of its newest llm_complete call in this process
+        self._last_turn: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
         for route in routes.values():
             self._replay(route)
+
+    def close(self) -> None:
+        """Commit what the writer holds and stop it (before the store closes)."""
+        self.writer.close()
 
     def _replay(self, route: ToolRoute) -> None:
         """Feed the stored evidence into the router in the order it first saw it."""
@@ -167,10 +175,10 @@ class Dispatcher:
                 router.forget_quality(event.provider, event.x, event.reward, event.ts)
         router.decisions = self.store.tool_call_count(route.tool)
 
-    async def features(self, router: Router, text: str) -> np.ndarray | None:
+    def features(self, router: Router, text: str) -> np.ndarray | None:
         if not router.uses_features or self.featurizer is None:
             return None
-        return await anyio.to_thread.run_sync(self.featurizer, text)
+        return self.featurizer(text)
 
     async def run(
         self,
@@ -187,7 +195,7 @@ class Dispatcher:
         if not route.arms:
             raise NoProviders(route)
         router = route.router
-        x = await self.features(router, text)
+        x = self.features(router, text)
         started = time.monotonic()
         inflight = {name: arm.inflight for name, arm in route.arms.items()}
         context = RouteContext(tool=tool, text=text, now=self.clock(), x=x, inflight=inflight)
@@ -236,7 +244,18 @@ class Dispatcher:
                 step=_completed_step(plan, attempts, served),
             )
             with anyio.CancelScope(shield=True):  # a cancelled call is still recorded
-                await anyio.to_thread.run_sync(self.store.record_call, record)
+                await self.writer.submit(lambda db: Store.write_call(db, record))
+            self._remember_turn(record)
+            if plan is not None:
+                plan.settle(record.cost_usd, record.step.served_model if record.step else None)
+        log.info(
+            "%s %s: %s in %.1f ms after %d attempt(s)",
+            tool,
+            call_id,
+            record.served_by or "failed",
+            1000 * (time.monotonic() - started),
+            len(attempts),
+        )
         if record.served_by is None:
             raise AllProvidersFailed(tool, call_id, attempts)
         if decision.sample_quality:
@@ -268,7 +287,7 @@ class Dispatcher:
         finally:
             arm.inflight -= 1
         latency = time.monotonic() - t0
-        log.info("attempt %s -> %s in %.3f s%s", arm.name, status, latency, f": {error}" if error else "")
+        log.debug("attempt %s -> %s in %.3f s%s", arm.name, status, latency, f": {error}" if error else "")
         record = AttemptRecord(
             arm.name, status, latency, error, ts_done=self.clock(), retry_after=retry_after
         )
@@ -288,8 +307,9 @@ class Dispatcher:
     async def _signal(
         self, call_id: str, reward: float, source: str, cost_usd: float = 0.0
     ) -> QualityObs | None:
-        obs = await anyio.to_thread.run_sync(
-            lambda: self.store.add_signal(call_id, reward, source, self.clock(), cost_usd)
+        now = self.clock()
+        obs = await self.writer.submit(
+            lambda db: self.store.write_signal(db, call_id, reward, source, now, cost_usd)
         )
         route = self.routes.get(obs.tool) if obs else None
         if obs and route and obs.provider in route.router.arms:
@@ -314,7 +334,7 @@ class Dispatcher:
             attempts=[attempt],
             cost_usd=cost,
         )
-        await anyio.to_thread.run_sync(self.store.record_call, record)
+        await self.writer.submit(lambda db: Store.write_call(db, record))
         if attempt.status != "ok":
             log.warning("judge %s failed on %s: %s", arm.name, job.call_id, attempt.error)
             return
@@ -324,21 +344,42 @@ class Dispatcher:
             return
         await self._signal(job.call_id, reward, "judge", cost)
 
-    async def session_turn(self, session_id: str, last_user: str) -> None:
-        """Implicit feedback on the session's previous answer from the user's next message."""
-        previous = await anyio.to_thread.run_sync(self.store.last_session_call, session_id, self.clock())
-        if previous is None or previous["status"] != "ok":
+    def _remember_turn(self, record: CallRecord) -> None:
+        if record.tool != "llm_complete" or not record.session_id:
             return
-        signal = implicit.session_signal(previous["request"].get("last_user", ""), last_user)
+        status = "ok" if record.served_by else "failed"
+        self._last_turn[record.session_id] = (
+            record.call_id,
+            status,
+            record.request.get("last_user", ""),
+        )
+        self._last_turn.move_to_end(record.session_id)
+        while len(self._last_turn) > SESSIONS_REMEMBERED:
+            self._last_turn.popitem(last=False)
+
+    async def session_turn(self, session_id: str, last_user: str) -> None:
+        """Implicit feedback on the session's previous answer from the user's next message. The
+        previous turn is remembered in memory; only a session this process has not served is looked up."""
+        previous = self._last_turn.get(session_id)
+        if previous is None:
+            row = await anyio.to_thread.run_sync(self.store.last_session_call, session_id, self.clock())
+            if row is None:
+                return
+            previous = (row["call_id"], row["status"], row["request"].get("last_user", ""))
+        call_id, status, previous_user = previous
+        if status != "ok":
+            return
+        signal = implicit.session_signal(previous_user, last_user)
         if signal is not None:
-            log.info("implicit signal for %s: %s", previous["call_id"], signal[1])
-            await self._signal(previous["call_id"], signal[0], "implicit")
+            log.info("implicit signal for %s: %s", call_id, signal[1])
+            await self._signal(call_id, signal[0], "implicit")
 
     async def feedback(self, call_id: str, score: float, comment: str | None) -> QualityObs:
         """Explicit feedback: stored with the call's features, learned by its tool's router, and
         replacing any judge or implicit signal of that call."""
-        obs, replaced = await anyio.to_thread.run_sync(
-            lambda: self.store.add_feedback(call_id, score, "explicit", self.clock(), comment)
+        now = self.clock()
+        obs, replaced = await self.writer.submit(
+            lambda db: self.store.write_feedback(db, call_id, score, "explicit", now, comment)
         )
         router = self.routes[obs.tool].router if obs.tool in self.routes else None
         if router is not None and obs.provider in router.arms:

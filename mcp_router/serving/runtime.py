@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcp_router.config import TOOLS, LoadedConfig
-from mcp_router.dispatch import Arm, Dispatcher, JudgeSetup, ToolRoute
-from mcp_router.llm_planner import Planner
-from mcp_router.model_log import ModelLog
 from mcp_router.routing import build_router
 from mcp_router.routing.features import Featurizer
 from mcp_router.routing.mtrouter.router import ModelParams, ModelRouter
+from mcp_router.serving.dispatch import Arm, Dispatcher, JudgeSetup, ToolRoute
+from mcp_router.serving.planner import Planner
 from mcp_router.store import Store
+from mcp_router.store.model_log import ModelLog
 from providers import ProviderEnv, create_adapter
 from providers.http import new_client
 from providers.retrieve.collections import CollectionLibrary
@@ -32,18 +32,18 @@ class Runtime:
     planner: Planner | None  # MTRouter's model choice for llm_complete; None when disabled
 
     def warm_up(self) -> None:
-        """Load the sentence embedder in the background when a router reads query features, so the
-        first routed call does not pay the seconds it takes to import and load it."""
-        if any(route.router.uses_features for route in self.dispatcher.routes.values()):
+        """Load the sentence embedder in the background when a dense or hybrid arm will need it, so
+        their first call does not pay the seconds it takes to import torch and load MiniLM. The other
+        tools serve meanwhile; the promoted checkpoint loads in `Planner.keep_current`."""
+        if any(arm.adapter.needs_embedder for arm in self.dispatcher.routes["retrieve"].arms.values()):
             threading.Thread(target=embed, args=(["warm-up"],), name="embedder-warm-up", daemon=True).start()
-        if self.planner is not None:  # load a promoted checkpoint (torch, the embedder) before the first call
-            threading.Thread(target=self.planner.router.refresh, name="checkpoint-load", daemon=True).start()
 
     @property
     def collections(self) -> CollectionLibrary:
         return self.env.collections
 
     async def aclose(self) -> None:
+        self.dispatcher.close()
         for route in self.dispatcher.routes.values():
             for arm in route.arms.values():
                 await arm.adapter.aclose()
@@ -91,7 +91,7 @@ def open_runtime(loaded: LoadedConfig, database: Path) -> Runtime:
     env = ProviderEnv(http=new_client(), collections=CollectionLibrary(loaded.collection_folders()))
     store = Store(database)
     routes = build_routes(loaded, env)
-    dispatcher = Dispatcher(routes, store, Featurizer(embed=embed), judge=judge_setup(loaded, routes))
+    dispatcher = Dispatcher(routes, store, Featurizer.default(), judge=judge_setup(loaded, routes))
     return Runtime(
         loaded=loaded, store=store, env=env, dispatcher=dispatcher, planner=model_planner(loaded, store)
     )

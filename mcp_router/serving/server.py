@@ -21,9 +21,6 @@ from mcp.types import ToolAnnotations
 
 from mcp_router import __version__
 from mcp_router.config import TOOLS, LoadedConfig
-from mcp_router.dispatch import DispatchError, Served
-from mcp_router.llm_planner import Plan
-from mcp_router.runtime import Runtime, open_runtime
 from mcp_router.schemas import (
     BudgetUsd,
     CallId,
@@ -47,6 +44,10 @@ from mcp_router.schemas import (
     UsageOut,
     WebResult,
 )
+from mcp_router.serving.dispatch import Served
+from mcp_router.serving.errors import DispatchError
+from mcp_router.serving.planner import Plan
+from mcp_router.serving.runtime import Runtime, open_runtime
 from mcp_router.stats import all_stats, models_view, tool_stats
 from mcp_router.store import DuplicateFeedback, UnknownCall
 from providers.types import ChatMessage, CompletionRequest, RetrieveRequest, SearchRequest
@@ -129,6 +130,8 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
             async with anyio.create_task_group() as background:
                 if rt.dispatcher.judge_queue is not None:
                     background.start_soon(rt.dispatcher.judge_queue.serve)
+                if rt.planner is not None:
+                    background.start_soon(rt.planner.keep_current)
                 try:
                     yield rt
                 finally:
@@ -290,7 +293,8 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
     )
     async def stats_all() -> str:
         rt = runtime()
-        return json.dumps(all_stats(rt.store, rt.dispatcher.routes), indent=2)
+        stats = await anyio.to_thread.run_sync(all_stats, rt.store, rt.dispatcher.routes)
+        return json.dumps(stats, indent=2)
 
     @mcp.resource(
         "router://stats/{tool}",
@@ -303,7 +307,8 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
         rt = runtime()
         if tool not in rt.dispatcher.routes:
             raise ResourceNotFoundError(f"unknown tool {tool!r}; use one of: {', '.join(TOOLS)}")
-        return json.dumps(tool_stats(rt.store, rt.dispatcher.routes[tool]), indent=2)
+        stats = await anyio.to_thread.run_sync(tool_stats, rt.store, rt.dispatcher.routes[tool])
+        return json.dumps(stats, indent=2)
 
     @mcp.resource(
         "router://calls/recent",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mcp_router.store import Store
+from mcp_router.store.sqlite import Store
 
 # The outcome of a call: its newest quality signal still in force. Explicit feedback has already
 # superseded any judge or implicit signal of the same call; failed attempts are not outcomes of a step.

@@ -321,72 +321,88 @@ class Store:
     # -- writes ---------------------------------------------------------------------------------
 
     def record_call(self, record: CallRecord) -> None:
+        """Write one call on its own; the server batches calls through `GroupWriter` instead."""
+        with self.transaction() as db:
+            self.write_call(db, record)
+
+    @staticmethod
+    def write_call(db: sqlite_utils.Database, record: CallRecord) -> None:
+        """The call, its attempts, the per-arm counters and its failure observations, inside the
+        caller's transaction. Plain SQL: sqlite-utils' table helpers introspect the schema per insert."""
         served = record.served_by
         last_error = next((a.error for a in reversed(record.attempts) if a.error), None)
-        with self.transaction() as db:
-            db["calls"].insert(
-                {
-                    "call_id": record.call_id,
-                    "tool": record.tool,
-                    "router": record.router,
-                    "ts": record.ts,
-                    "status": "ok" if served else "failed",
-                    "provider": served,
-                    "latency_s": record.latency_s,
-                    "attempts": len(record.attempts),
-                    "request": json.dumps(record.request),
-                    "decision": json.dumps(record.decision),
-                    "error": None if served else last_error,
-                    "x": _blob(record.x),
-                    "feat_version": record.feat_version,
-                    "sampled": int(record.sampled),
-                    "session_id": record.session_id,
-                    "cost_usd": record.cost_usd,
-                }
+        db.execute(
+            "INSERT INTO calls (call_id, tool, router, ts, status, provider, latency_s, attempts, request, "
+            "decision, error, x, feat_version, sampled, session_id, cost_usd) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.call_id,
+                record.tool,
+                record.router,
+                record.ts,
+                "ok" if served else "failed",
+                served,
+                record.latency_s,
+                len(record.attempts),
+                json.dumps(record.request),
+                json.dumps(record.decision),
+                None if served else last_error,
+                _blob(record.x),
+                record.feat_version,
+                int(record.sampled),
+                record.session_id,
+                record.cost_usd,
+            ),
+        )
+        for n, attempt in enumerate(record.attempts, start=1):
+            db.execute(
+                "INSERT INTO attempts (call_id, n, tool, provider, ts, status, latency_s, error, ts_done, "
+                "retry_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.call_id,
+                    n,
+                    record.tool,
+                    attempt.provider,
+                    record.ts,
+                    attempt.status,
+                    attempt.latency_s,
+                    attempt.error,
+                    attempt.ts_done,
+                    attempt.retry_after,
+                ),
             )
-            for n, attempt in enumerate(record.attempts, start=1):
-                db["attempts"].insert(
-                    {
-                        "call_id": record.call_id,
-                        "n": n,
-                        "tool": record.tool,
-                        "provider": attempt.provider,
-                        "ts": record.ts,
-                        "status": attempt.status,
-                        "latency_s": attempt.latency_s,
-                        "error": attempt.error,
-                        "ts_done": attempt.ts_done,
-                        "retry_after": attempt.retry_after,
-                    }
-                )
-                ok = int(attempt.status == "ok")
-                db.execute(
-                    """
-                    INSERT INTO arm_state (tool, provider, calls, ok, failures, latency_sum_s,
-                                           last_status, last_error, updated_at)
-                    VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (tool, provider) DO UPDATE SET
-                        calls = calls + 1, ok = ok + excluded.ok, failures = failures + excluded.failures,
-                        latency_sum_s = latency_sum_s + excluded.latency_sum_s,
-                        last_status = excluded.last_status,
-                        last_error = COALESCE(excluded.last_error, last_error),
-                        updated_at = excluded.updated_at
-                    """,
-                    (
-                        record.tool,
-                        attempt.provider,
-                        ok,
-                        1 - ok,
-                        attempt.latency_s,
-                        attempt.status,
-                        attempt.error,
-                        record.ts,
-                    ),
-                )
-            for obs in record.failure_obs:
-                self._insert_obs(db, obs, record.feat_version)
-            if record.step is not None:
-                db["llm_steps"].insert(_step_row(record, served))
+            ok = int(attempt.status == "ok")
+            db.execute(
+                """
+                INSERT INTO arm_state (tool, provider, calls, ok, failures, latency_sum_s,
+                                       last_status, last_error, updated_at)
+                VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (tool, provider) DO UPDATE SET
+                    calls = calls + 1, ok = ok + excluded.ok, failures = failures + excluded.failures,
+                    latency_sum_s = latency_sum_s + excluded.latency_sum_s,
+                    last_status = excluded.last_status,
+                    last_error = COALESCE(excluded.last_error, last_error),
+                    updated_at = excluded.updated_at
+                """,
+                (
+                    record.tool,
+                    attempt.provider,
+                    ok,
+                    1 - ok,
+                    attempt.latency_s,
+                    attempt.status,
+                    attempt.error,
+                    record.ts,
+                ),
+            )
+        for obs in record.failure_obs:
+            Store._insert_obs(db, obs, record.feat_version)
+        if record.step is not None:
+            row = _step_row(record, served)
+            db.execute(
+                f"INSERT INTO llm_steps ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
 
     def _served_call(self, db: sqlite_utils.Database, call_id: str) -> dict[str, Any]:
         rows = list(
@@ -408,63 +424,84 @@ class Store:
     def add_feedback(
         self, call_id: str, score: float, source: str, now: float, comment: str | None = None
     ) -> tuple[QualityObs, list[QualityObs]]:
+        with self.transaction() as db:
+            return self.write_feedback(db, call_id, score, source, now, comment)
+
+    def write_feedback(
+        self,
+        db: sqlite_utils.Database,
+        call_id: str,
+        score: float,
+        source: str,
+        now: float,
+        comment: str | None = None,
+    ) -> tuple[QualityObs, list[QualityObs]]:
         """Record explicit feedback for a served call. It replaces any judge or implicit signal of that
         call: those are marked superseded and returned, so the router can forget them."""
-        with self.transaction() as db:
-            call = self._served_call(db, call_id)
-            if list(db.query("SELECT 1 FROM feedback WHERE call_id = ? AND source = ?", [call_id, source])):
-                raise DuplicateFeedback(call_id)
-            db["feedback"].insert(
-                {"call_id": call_id, "source": source, "score": score, "comment": comment, "ts": now}
+        call = self._served_call(db, call_id)
+        if list(db.query("SELECT 1 FROM feedback WHERE call_id = ? AND source = ?", [call_id, source])):
+            raise DuplicateFeedback(call_id)
+        db["feedback"].insert(
+            {"call_id": call_id, "source": source, "score": score, "comment": comment, "ts": now}
+        )
+        replaced = [
+            QualityObs(
+                call["tool"],
+                row["provider"],
+                call_id,
+                row["ts"],
+                _vector(row["x"]),
+                row["reward"],
+                row["source"],
+                row["cost_usd"] or 0.0,
             )
-            replaced = [
-                QualityObs(
-                    call["tool"],
-                    row["provider"],
-                    call_id,
-                    row["ts"],
-                    _vector(row["x"]),
-                    row["reward"],
-                    row["source"],
-                    row["cost_usd"] or 0.0,
-                )
-                for row in db.query(
-                    "SELECT * FROM quality_obs WHERE call_id = ? AND source IN ('judge', 'implicit') "
-                    "AND superseded_ts IS NULL ORDER BY id",
-                    [call_id],
-                )
-            ]
-            db.execute(
-                "UPDATE quality_obs SET superseded_ts = ? "
-                "WHERE call_id = ? AND source IN ('judge', 'implicit') AND superseded_ts IS NULL",
-                (now, call_id),
+            for row in db.query(
+                "SELECT * FROM quality_obs WHERE call_id = ? AND source IN ('judge', 'implicit') "
+                "AND superseded_ts IS NULL ORDER BY id",
+                [call_id],
             )
-            self._fold_quality(db, call, score - sum(o.reward for o in replaced), 1 - len(replaced), now)
-            obs = QualityObs(call["tool"], call["provider"], call_id, now, _vector(call["x"]), score, source)
-            self._insert_obs(db, obs, call["feat_version"])
-            return obs, replaced
+        ]
+        db.execute(
+            "UPDATE quality_obs SET superseded_ts = ? "
+            "WHERE call_id = ? AND source IN ('judge', 'implicit') AND superseded_ts IS NULL",
+            (now, call_id),
+        )
+        self._fold_quality(db, call, score - sum(o.reward for o in replaced), 1 - len(replaced), now)
+        obs = QualityObs(call["tool"], call["provider"], call_id, now, _vector(call["x"]), score, source)
+        self._insert_obs(db, obs, call["feat_version"])
+        return obs, replaced
 
     def add_signal(
         self, call_id: str, reward: float, source: str, now: float, cost_usd: float = 0.0
     ) -> QualityObs | None:
+        with self.transaction() as db:
+            return self.write_signal(db, call_id, reward, source, now, cost_usd)
+
+    def write_signal(
+        self,
+        db: sqlite_utils.Database,
+        call_id: str,
+        reward: float,
+        source: str,
+        now: float,
+        cost_usd: float = 0.0,
+    ) -> QualityObs | None:
         """A judge or implicit quality signal for a served call; None when explicit feedback (which
         overrides them) or a signal of the same source is already there."""
-        with self.transaction() as db:
-            call = self._served_call(db, call_id)
-            if list(
-                db.query(
-                    "SELECT 1 FROM quality_obs WHERE call_id = ? AND source IN ('explicit', ?) "
-                    "AND provider = ?",
-                    [call_id, source, call["provider"]],
-                )
-            ):
-                return None
-            obs = QualityObs(
-                call["tool"], call["provider"], call_id, now, _vector(call["x"]), reward, source, cost_usd
+        call = self._served_call(db, call_id)
+        if list(
+            db.query(
+                "SELECT 1 FROM quality_obs WHERE call_id = ? AND source IN ('explicit', ?) AND provider = ?",
+                [call_id, source, call["provider"]],
             )
-            self._fold_quality(db, call, reward, 1, now)
-            self._insert_obs(db, obs, call["feat_version"])
-            return obs
+        ):
+            return None
+        obs = QualityObs(
+            call["tool"], call["provider"], call_id, now, _vector(call["x"]), reward, source, cost_usd
+        )
+        self._fold_quality(db, call, reward, 1, now)
+        self._insert_obs(db, obs, call["feat_version"])
+        return obs
 
     def last_session_call(self, session_id: str, before_ts: float) -> dict[str, Any] | None:
         rows = self.query(
@@ -480,18 +517,20 @@ class Store:
 
     @staticmethod
     def _insert_obs(db: sqlite_utils.Database, obs: QualityObs, feat_version: str | None) -> None:
-        db["quality_obs"].insert(
-            {
-                "tool": obs.tool,
-                "provider": obs.provider,
-                "call_id": obs.call_id,
-                "ts": obs.ts,
-                "x": _blob(obs.x),
-                "feat_version": feat_version,
-                "reward": obs.reward,
-                "source": obs.source,
-                "cost_usd": obs.cost_usd,
-            }
+        db.execute(
+            "INSERT INTO quality_obs (tool, provider, call_id, ts, x, feat_version, reward, source, "
+            "cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                obs.tool,
+                obs.provider,
+                obs.call_id,
+                obs.ts,
+                _blob(obs.x),
+                feat_version,
+                obs.reward,
+                obs.source,
+                obs.cost_usd,
+            ),
         )
 
     def router_events(self, tool: str, feat_version: str | None) -> list[tuple[float, int, Any]]:

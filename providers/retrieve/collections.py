@@ -83,12 +83,20 @@ class Collection:
 
     @property
     def documents(self) -> list[Document]:
+        if self._documents is not None:  # built once, never replaced: no lock (an index build holds it)
+            return self._documents
         with self._lock:
             if self._documents is None:
                 self._documents = read_folder(self.name, self.root)
             return self._documents
 
+    @property
+    def bm25_ready(self) -> bool:
+        return self._bm25 is not None
+
     def bm25(self) -> Any:
+        if self._bm25 is not None:  # the event loop ranks on a built index: it must never wait on the lock
+            return self._bm25
         documents = self.documents
         with self._lock:
             if self._bm25 is None:

@@ -58,11 +58,19 @@ class _LocalRetriever(Adapter[RetrieveRequest, list[Passage]]):
     def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
         raise NotImplementedError
 
+    def ranks_inline(self, collection: Collection) -> bool:
+        """Whether ranking is quick enough for the event loop (a built BM25 index answers in far less
+        than a thread hop costs); model passes and index builds go to a worker thread."""
+        return False
+
     async def call(self, request: RetrieveRequest) -> list[Passage]:
         collection = self.env.collections.get(request.collection)
         if collection is None:
             raise BadRequest(self.name, f"unknown collection {request.collection!r}")
-        ranking = await anyio.to_thread.run_sync(self.rank, collection, request.query, request.k)
+        if self.ranks_inline(collection):
+            ranking = self.rank(collection, request.query, request.k)
+        else:
+            ranking = await anyio.to_thread.run_sync(self.rank, collection, request.query, request.k)
         documents = collection.documents
         return [
             Passage(
@@ -78,12 +86,16 @@ class _LocalRetriever(Adapter[RetrieveRequest, list[Passage]]):
 class BM25Retriever(_LocalRetriever):
     type = "bm25"
 
+    def ranks_inline(self, collection: Collection) -> bool:
+        return collection.bm25_ready
+
     def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
         return bm25_ranking(collection, query, k)
 
 
 class DenseRetriever(_LocalRetriever):
     type = "dense"
+    needs_embedder = True
 
     def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
         return dense_ranking(collection, query, k)
@@ -91,6 +103,7 @@ class DenseRetriever(_LocalRetriever):
 
 class HybridRetriever(_LocalRetriever):
     type = "hybrid"
+    needs_embedder = True
 
     def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
         depth = max(4 * k, 20)

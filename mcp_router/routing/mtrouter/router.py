@@ -98,8 +98,15 @@ class ModelRouter:
         self._tried: str | None = None  # a checkpoint that failed to load is not retried every call
         self._lock = threading.Lock()  # decisions run in worker threads; one loads a checkpoint
 
+    @property
+    def embeds(self) -> bool:
+        """Whether a decision embeds the history (milliseconds: run it in a thread); on the priors a
+        decision is pure arithmetic over the pool."""
+        return self.checkpoint is not None
+
     def refresh(self) -> None:
-        """Load the promoted checkpoint if it changed (another process may have trained one)."""
+        """Load the promoted checkpoint if it changed (another process may have trained one). Blocking:
+        the server calls it from a background thread, never on a decision."""
         row = self.promoted()
         if row is None or row["checkpoint_id"] == self.checkpoint_id:
             return
@@ -114,6 +121,7 @@ class ModelRouter:
         try:
             checkpoint = Checkpoint.load(Path(row["path"])).with_pool(self.pool)
             encoder = build_encoder(self.params.embedder, self.params.packing, self.cache)
+            encoder.embedder.embed(["warm-up"])  # load the embedder here, not on the first decision
         except (OSError, ValueError) as exc:
             log.warning("checkpoint %s not used: %s", row["checkpoint_id"], exc)
             return
@@ -136,12 +144,11 @@ class ModelRouter:
         task: str | None = None,
         last_model: str | None = None,
     ) -> ModelDecision:
-        """Blocking (it may embed): call from a worker thread."""
+        """Blocking when `embeds` (call it from a worker thread then); microseconds on the priors."""
         admission = admit(self.pool, messages, max_tokens, remaining_usd)
         if not admission.allowed:
             reasons = "; ".join(f"{m}: {why}" for m, why in admission.excluded.items())
             raise NoModelAdmissible(reasons or "the model pool is empty")
-        self.refresh()
         # one read: a checkpoint loaded by another thread mid-decision must not mix with this one
         checkpoint, checkpoint_id, encoder = self.checkpoint, self.checkpoint_id, self.encoder
         if checkpoint is None:

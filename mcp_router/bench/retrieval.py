@@ -254,8 +254,9 @@ def compute_arm_table(
 
 def arm_table(data: SciFact, progress: bool = True) -> tuple[ArmTable, Path, bool]:
     """The cached arm table (computed on a miss): (table, cache file, whether it was a cache hit)."""
+    part = () if data.sample == "full" else (data.sample,)  # the full set keeps its existing cache key
     key = content_hash(
-        data.files, CACHE_VERSION, json.dumps(ARM_DEFINITIONS, sort_keys=True), ",".join(ARMS), data.sample
+        data.files, CACHE_VERSION, json.dumps(ARM_DEFINITIONS, sort_keys=True), ",".join(ARMS), *part
     )
     path = cache_dir() / f"scifact-{key}.npz"
     if path.is_file():
@@ -270,7 +271,7 @@ def arm_table(data: SciFact, progress: bool = True) -> tuple[ArmTable, Path, boo
                 path,
                 True,
             )
-    vectors_key = content_hash(data.files[:1], "corpus-vectors-v1", ARM_DEFINITIONS["dense"], data.sample)
+    vectors_key = content_hash(data.files[:1], "corpus-vectors-v1", ARM_DEFINITIONS["dense"], *part)
     vectors_path = cache_dir() / f"scifact-corpus-{vectors_key}.npy"
     if vectors_path.is_file():
         vectors = np.load(vectors_path)

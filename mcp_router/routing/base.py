@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mcp_router.routing.draws import Draws
 from mcp_router.routing.guards import GuardParams, Guards
 
 
@@ -90,10 +91,10 @@ class Router(ABC):
         self.seed = seed
         self.decisions = 0  # decisions made so far; with the seed it fixes every random draw
 
-    def rng(self) -> np.random.Generator:
-        """The generator for the current decision: deterministic in (seed, decision index), so a
+    def rng(self) -> Draws:
+        """The draws of the current decision: deterministic in (seed, decision index), so a
         rebuilt router draws exactly what the original would have drawn."""
-        return np.random.default_rng([self.seed, self.decisions])
+        return Draws(self.seed, self.decisions)
 
     def rank(self, context: RouteContext, exclude: Collection[str] = ()) -> Decision:
         candidates = [a for a in self.arms if a not in exclude]

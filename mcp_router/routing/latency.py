@@ -6,17 +6,29 @@ from collections import deque
 
 
 class LatencyWindow:
+    """Samples arrive in time order, so while the oldest is inside the age window all are, and the
+    mean is a cached sum over the window (it is read for every arm on every decision, written once
+    per attempt)."""
+
     def __init__(self, window: int = 100, window_age_s: float = 300.0, fallback: int = 10) -> None:
         self.window, self.window_age_s, self.fallback = window, window_age_s, fallback
         self.samples: deque[tuple[float, float]] = deque(maxlen=window)
+        self._values: deque[float] = deque(maxlen=window)
+        self._sum: float | None = 0.0
 
     def add(self, latency_s: float, now: float) -> None:
         self.samples.append((now, latency_s))
+        self._values.append(latency_s)
+        self._sum = None
 
     def mean(self, now: float) -> float | None:
         """Mean of the samples younger than the age window; when none is, of the newest `fallback`."""
         if not self.samples:
             return None
+        if self.samples[0][0] >= now - self.window_age_s:
+            if self._sum is None:
+                self._sum = sum(self._values)
+            return self._sum / len(self._values)
         recent = [x for t, x in self.samples if t >= now - self.window_age_s]
         if not recent:
             recent = [x for _, x in list(self.samples)[-self.fallback :]]

@@ -25,7 +25,8 @@ def bm25_ranking(collection: Collection, query: str, depth: int) -> list[tuple[i
     if n == 0 or not tokens.ids or not tokens.ids[0]:
         return []
     index = collection.bm25()
-    docs, scores = index.retrieve(tokens, k=min(depth, n), show_progress=False, n_threads=1)
+    # n_threads=0 ranks in the calling thread; any other value builds a thread pool per query
+    docs, scores = index.retrieve(tokens, k=min(depth, n), show_progress=False, n_threads=0)
     return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
 

@@ -59,6 +59,25 @@ def _row(cells: list[Any]) -> str:
     return "".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)) + str(cells[-1])
 
 
+async def _wait_for_warm_up(client: Client, limit_s: float = 120.0) -> None:
+    """The server loads models and indexes in the background and routes around arms still loading;
+    the demo waits for them so that every arm shows up in its table."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        stats = json.loads((await client.read_resource("router://stats")).contents[0].text)
+        loading = [
+            f"{tool}/{name}"
+            for tool, entry in stats["tools"].items()
+            for name, arm in entry["arms"].items()
+            if arm.get("warmed_up") is False
+        ]
+        if not loading:
+            print(f"models and indexes loaded in the background in {time.monotonic() - started:.1f} s\n")
+            return
+        await anyio.sleep(0.5)
+    print(f"still loading after {limit_s:.0f} s: {', '.join(loading)}; arms that are ready serve meanwhile\n")
+
+
 async def _demo(server_args: list[str]) -> int:
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "mcp_router", *server_args], env=dict(os.environ)
@@ -70,6 +89,7 @@ async def _demo(server_args: list[str]) -> int:
             f"connected over stdio; protocol {client.protocol_version}; tools: "
             f"{', '.join(t.name for t in tools.tools)}\n"
         )
+        await _wait_for_warm_up(client)
         calls = [("retrieve", {"query": q, "k": 3}) for q in RETRIEVE_QUERIES]
         calls += [("llm_complete", {"content": c}) for c in CHATS]
         calls += [("search", {"query": q, "k": 3}) for q in SEARCH_QUERIES]

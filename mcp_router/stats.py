@@ -43,6 +43,7 @@ def tool_stats(store: Store, route: ToolRoute) -> dict[str, Any]:
             else None,
             "quality_n": state.get("quality_n", 0),
             "inflight": arm.inflight if arm else 0,
+            "warmed_up": arm.warmed if arm else None,
             "router": router_states.get(name),
             "last_status": state.get("last_status"),
             "last_error": state.get("last_error"),

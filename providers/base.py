@@ -70,7 +70,6 @@ class Adapter(ABC, Generic[RequestT, ResultT]):
 
     tool: ClassVar[ToolName]
     type: ClassVar[str]
-    needs_embedder: ClassVar[bool] = False  # loads the MiniLM sentence embedder (warmed at start-up)
 
     def __init__(self, spec: ProviderSpec, env: ProviderEnv) -> None:
         self.spec = spec
@@ -82,6 +81,15 @@ class Adapter(ABC, Generic[RequestT, ResultT]):
 
     @abstractmethod
     async def call(self, request: RequestT) -> ResultT: ...
+
+    def ready(self, request: RequestT) -> bool:
+        """Whether `call` can serve `request` without first loading a model or building an index.
+        An arm that is not ready is passed over while another one is; `prepare` makes it ready."""
+        return True
+
+    def prepare(self) -> None:
+        """Blocking: load what `call` needs (models, indexes). The server runs it in a background
+        thread at start-up, so no call waits for it while another arm can serve."""
 
     async def aclose(self) -> None:
         """Release what the adapter holds beyond the shared environment (models, sessions)."""

@@ -47,6 +47,7 @@ class Arm:
     adapter: Adapter
     timeout_s: float
     inflight: int = 0
+    warmed: bool = False  # its start-up `prepare` (model load, index build) has finished
 
     @property
     def name(self) -> str:
@@ -199,8 +200,13 @@ class Dispatcher:
         started = time.monotonic()
         inflight = {name: arm.inflight for name, arm in route.arms.items()}
         context = RouteContext(tool=tool, text=text, now=self.clock(), x=x, inflight=inflight)
-        exclude = [a for a in route.arms if a not in plan.first] if plan else ()
+        exclude = [a for a in route.arms if a not in plan.first] if plan else []
+        loading = [a for a, arm in route.arms.items() if a not in exclude and not arm.adapter.ready(request)]
+        if loading and len(loading) < len(route.arms) - len(exclude):  # others can serve: don't wait
+            exclude = [*exclude, *loading]
         decision = router.rank(context, exclude=exclude)
+        for name in loading:
+            decision.excluded.setdefault(name, "loading its model or index")
         order = decision.order + (plan.fallbacks if plan else [])
         call_id = new_call_id()
         attempts: list[AttemptRecord] = []

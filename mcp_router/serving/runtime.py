@@ -18,7 +18,6 @@ from mcp_router.store.model_log import ModelLog
 from providers import ProviderEnv, create_adapter
 from providers.http import new_client
 from providers.retrieve.collections import CollectionLibrary
-from providers.retrieve.embedder import embed
 
 log = logging.getLogger("mcp_router")
 
@@ -32,11 +31,14 @@ class Runtime:
     planner: Planner | None  # MTRouter's model choice for llm_complete; None when disabled
 
     def warm_up(self) -> None:
-        """Load the sentence embedder in the background when a dense or hybrid arm will need it, so
-        their first call does not pay the seconds it takes to import torch and load MiniLM. The other
-        tools serve meanwhile; the promoted checkpoint loads in `Planner.keep_current`."""
-        if any(arm.adapter.needs_embedder for arm in self.dispatcher.routes["retrieve"].arms.values()):
-            threading.Thread(target=embed, args=(["warm-up"],), name="embedder-warm-up", daemon=True).start()
+        """Load models and build indexes in one background thread, retrieval first, so the tools that
+        need none serve at once and no call waits for a load while another arm can serve it."""
+        arms = [
+            arm
+            for tool in ("retrieve", "llm_complete", "search")
+            for arm in self.dispatcher.routes[tool].arms.values()
+        ]
+        threading.Thread(target=_prepare_all, args=(arms,), name="arm-warm-up", daemon=True).start()
 
     @property
     def collections(self) -> CollectionLibrary:
@@ -49,6 +51,15 @@ class Runtime:
                 await arm.adapter.aclose()
         await self.env.http.aclose()
         self.store.close()
+
+
+def _prepare_all(arms: list[Arm]) -> None:
+    for arm in arms:
+        try:
+            arm.adapter.prepare()
+        except Exception:  # a warm-up failure is the first call's to report, with its own error
+            log.warning("warm-up of %s failed", arm.name, exc_info=True)
+        arm.warmed = True
 
 
 def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]:

@@ -269,14 +269,15 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
+        self.on_disk = str(path) != ":memory:"
+        if self.on_disk:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0, isolation_level=None)
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
         self.db.execute("PRAGMA busy_timeout = 10000")
         self.db.execute("PRAGMA foreign_keys = ON")
-        if str(path) != ":memory:":
+        if self.on_disk:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous = NORMAL")
         self._migrate()

@@ -7,6 +7,7 @@ thread-safe, so each has its own lock, and generation runs in a worker thread to
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import os
 import threading
@@ -106,6 +107,23 @@ class LlamaCppChat(Adapter[CompletionRequest, Completion]):
     def prompt_format(self) -> str:
         packaged = PACKAGED_MODELS.get(self.spec.model or "")
         return str(self.spec.options.get("prompt_format", packaged[1] if packaged else "chat"))
+
+    def _key(self) -> tuple[str, int, int]:
+        return (
+            self.model_path(),
+            int(self.spec.options.get("n_ctx", 2048)),
+            int(self.spec.options.get("n_threads", 2)),
+        )
+
+    def ready(self, request: CompletionRequest) -> bool:
+        try:
+            return self._key() in _models
+        except Unavailable:  # no model file: calling reports why, promptly
+            return True
+
+    def prepare(self) -> None:
+        with contextlib.suppress(Unavailable):  # reported by the first call that needs it
+            self._model()
 
     def _model(self) -> _LoadedModel:
         path = self.model_path()

@@ -111,6 +111,10 @@ class Collection:
                 self._bm25 = index
             return self._bm25
 
+    @property
+    def vectors_ready(self) -> bool:
+        return self._vectors is not None
+
     def vectors(self) -> np.ndarray:
         documents = self.documents
         with self._lock:

@@ -31,6 +31,10 @@ def load_model():
     return _model
 
 
+def loaded() -> bool:
+    return _model is not None
+
+
 def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Unit-norm float32 embeddings of shape (len(texts), 384)."""
     if not texts:

@@ -10,6 +10,7 @@ import numpy as np
 
 from providers.base import Adapter
 from providers.errors import BadRequest
+from providers.retrieve import embedder
 from providers.retrieve.collections import Collection
 from providers.types import Passage, RetrieveRequest
 
@@ -94,17 +95,31 @@ class BM25Retriever(_LocalRetriever):
         return bm25_ranking(collection, query, k)
 
 
-class DenseRetriever(_LocalRetriever):
+class _EmbeddingRetriever(_LocalRetriever):
+    """Needs MiniLM and each collection's vectors: until both are there it is not `ready`, and the
+    server's start-up `prepare` loads them in the background."""
+
+    def ready(self, request: RetrieveRequest) -> bool:
+        collection = self.env.collections.get(request.collection)
+        return embedder.loaded() and (collection is None or collection.vectors_ready)
+
+    def prepare(self) -> None:
+        embedder.load_model()
+        for name in self.env.collections.names():
+            collection = self.env.collections.get(name)
+            if collection is not None:
+                collection.vectors()
+
+
+class DenseRetriever(_EmbeddingRetriever):
     type = "dense"
-    needs_embedder = True
 
     def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
         return dense_ranking(collection, query, k)
 
 
-class HybridRetriever(_LocalRetriever):
+class HybridRetriever(_EmbeddingRetriever):
     type = "hybrid"
-    needs_embedder = True
 
     def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
         depth = max(4 * k, 20)

@@ -10,7 +10,10 @@ only then wakes the waiting callers. A lone call pays one commit; a burst of cal
 With `synchronous = NORMAL` a WAL commit does not fsync; the checkpoint that copies the WAL back into
 the database does. SQLite runs it inside whichever commit crosses 1,000 pages, which put a 5–8 ms
 fsync into one call in a few hundred. The writer turns that off for its connection and checkpoints
-from its own thread and connection every second instead (PASSIVE: it never blocks the writer).
+from its own thread and connection every second instead (PASSIVE: it never blocks the writer); the
+WAL restarts from its beginning at the next commit after a checkpoint that caught up. Under writes
+with no pause at all a passive checkpoint never catches up, so past `wal_limit_pages` the writer
+runs one blocking (TRUNCATE) checkpoint between two batches: the WAL stays bounded.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -33,6 +37,7 @@ T = TypeVar("T")
 Work = Callable[[sqlite_utils.Database], Any]
 _STOP = object()
 CHECKPOINT_EVERY_S = 1.0
+WAL_LIMIT_PAGES = 16_384  # 64 MB of 4 KiB pages, about 2,000 calls written with no pause
 
 
 class WriterClosed(RuntimeError):
@@ -40,9 +45,11 @@ class WriterClosed(RuntimeError):
 
 
 class GroupWriter:
-    def __init__(self, store: Store, max_batch: int = 256) -> None:
+    def __init__(self, store: Store, max_batch: int = 256, wal_limit_pages: int = WAL_LIMIT_PAGES) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.wal_limit_pages = wal_limit_pages
+        self._wal = Path(f"{store.path}-wal")
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
@@ -113,6 +120,17 @@ class GroupWriter:
                     break
                 batch.append(item)
             self._commit(batch)
+            if self.store.on_disk and self._wal_pages() > self.wal_limit_pages:
+                try:
+                    self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:  # another process holds it: the next batch tries again
+                    log.debug("store: WAL restart skipped: %s", exc)
+
+    def _wal_pages(self) -> float:
+        try:
+            return self._wal.stat().st_size / 4096
+        except OSError:
+            return 0.0
 
     def _commit(self, batch: list[tuple[Work, asyncio.Future[Any], asyncio.AbstractEventLoop]]) -> None:
         outcomes: list[tuple[bool, Any]] = []

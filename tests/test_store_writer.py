@@ -1,0 +1,115 @@
+"""The store's single writer: group commit, per-item rollback, durability before the caller resumes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_router.store import AttemptRecord, CallRecord, GroupWriter, Store
+from mcp_router.store.writer import WriterClosed
+
+pytestmark = pytest.mark.anyio
+
+
+def record(call_id: str) -> CallRecord:
+    return CallRecord(
+        call_id=call_id,
+        tool="search",
+        router="lqm",
+        ts=1.0,
+        request={"query": "q"},
+        attempts=[AttemptRecord("a", "ok", 0.01, None, 1.0)],
+    )
+
+
+def committed_ids(path: Path) -> set[str]:
+    """What another connection (another process, or the same file after a crash) can read."""
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute("SELECT call_id FROM calls")}
+
+
+async def test_a_write_is_committed_when_submit_returns(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    writer = GroupWriter(store)
+    await writer.submit(lambda db: Store.write_call(db, record("call_1")))
+    assert committed_ids(tmp_path / "r.db") == {"call_1"}
+    writer.close()
+    store.close()
+
+
+async def test_concurrent_writes_share_transactions_and_all_land(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    writer = GroupWriter(store)
+
+    async def one(i: int) -> None:
+        await writer.submit(lambda db: Store.write_call(db, record(f"call_{i}")))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(300):
+            tg.start_soon(one, i)
+    assert committed_ids(tmp_path / "r.db") == {f"call_{i}" for i in range(300)}
+    assert writer.items == 300 and writer.commits < 300  # at least some calls shared a commit
+    arm = store.arm_states("search")["a"]
+    assert arm["calls"] == arm["ok"] == 300
+    writer.close()
+    store.close()
+
+
+async def test_a_failing_write_rolls_back_alone(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    writer = GroupWriter(store)
+    await writer.submit(lambda db: Store.write_call(db, record("dup")))
+
+    def half_then_fail(db) -> None:
+        Store.write_call(db, record("half"))
+        raise ValueError("boom")
+
+    results = []
+
+    async def run(work) -> None:
+        try:
+            results.append(await writer.submit(work))
+        except Exception as exc:
+            results.append(type(exc).__name__)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, lambda db: Store.write_call(db, record("dup")))  # primary-key clash
+        tg.start_soon(run, half_then_fail)
+        tg.start_soon(run, lambda db: Store.write_call(db, record("fine")))
+    assert sorted(map(str, results)) == ["IntegrityError", "None", "ValueError"]
+    assert committed_ids(tmp_path / "r.db") == {"dup", "fine"}  # nothing of "half" remains
+    assert store.arm_states("search")["a"]["calls"] == 2
+    writer.close()
+    store.close()
+
+
+async def test_close_commits_what_is_queued_and_refuses_more(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    writer = GroupWriter(store)
+    await writer.submit(lambda db: Store.write_call(db, record("before")))
+    writer.close()
+    with pytest.raises(WriterClosed):
+        await writer.submit(lambda db: Store.write_call(db, record("after")))
+    assert committed_ids(tmp_path / "r.db") == {"before"}
+    store.close()
+
+
+async def test_the_wal_is_checkpointed_by_the_writer_not_by_a_call(tmp_path: Path) -> None:
+    """Calls never run SQLite's automatic checkpoint (its fsync); the writer keeps the WAL bounded
+    even when writes never pause (without it, every commit appends pages for good)."""
+    store = Store(tmp_path / "r.db")
+    writer = GroupWriter(store, wal_limit_pages=2000)
+    await writer.submit(lambda db: Store.write_call(db, record("call_0")))
+    assert store.query("PRAGMA wal_autocheckpoint")[0]["wal_autocheckpoint"] == 0
+    i = 0
+    with anyio.move_on_after(2.5):
+        while True:
+            i += 1
+            await writer.submit(lambda db, i=i: Store.write_call(db, record(f"call_{i}")))
+    wal_pages = (tmp_path / "r.db-wal").stat().st_size / 4096
+    assert writer.commits > 1000 and wal_pages < 2100
+    writer.close()
+    store.close()

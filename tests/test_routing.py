@@ -225,3 +225,63 @@ async def test_restart_on_the_same_database_gives_identical_decisions(
         db = b.rank(RouteContext("retrieve", query, now, x))
         assert (da.order, da.policy, da.scores) == (db.order, db.policy, db.scores)
     await env.http.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_an_arm_still_loading_is_passed_over_but_a_lone_one_is_waited_for(
+    tmp_path: Path, notes_dir: Path
+) -> None:
+    """No call waits for a model or an index while another arm can serve it; a call that only the
+    loading arm can serve waits for it rather than failing."""
+    from providers.types import RetrieveRequest
+
+    env = ProviderEnv(http=new_client(), collections=CollectionLibrary([("notes", notes_dir)]))
+    providers = {p.name: p for p in load_config().config.tool("retrieve").providers}
+    arms = {name: Arm(create_adapter(providers[name].spec(), env), 60.0) for name in ("bm25", "dense")}
+    request = RetrieveRequest("tomatoes", "notes", 2)
+    assert not arms["dense"].adapter.ready(request)  # its collection's vectors are not built yet
+    router = build_router("round-robin", "retrieve", list(arms), l_ref_s=0.5)
+    both = Dispatcher({"retrieve": ToolRoute("retrieve", arms, router, 2, 60)}, Store(tmp_path / "a.db"))
+    served = [(await both.run("retrieve", request, "tomatoes", {})).provider for _ in range(4)]
+    assert served == ["bm25"] * 4
+    excluded = [c["decision"]["excluded"] for c in both.store.recent_calls(4)]
+    assert all(e == {"dense": "loading its model or index"} for e in excluded)
+
+    alone = {"dense": arms["dense"]}
+    router = build_router("round-robin", "retrieve", ["dense"], l_ref_s=0.5)
+    lone = Dispatcher({"retrieve": ToolRoute("retrieve", alone, router, 2, 60)}, Store(tmp_path / "b.db"))
+    assert (await lone.run("retrieve", request, "tomatoes", {})).provider == "dense"
+    assert arms["dense"].adapter.ready(request)
+    both.close()
+    lone.close()
+    await env.http.aclose()
+
+
+def test_decision_draws_are_a_pure_function_of_seed_and_index() -> None:
+    from mcp_router.routing.draws import Draws
+
+    assert Draws(7, 3).random(5) == Draws(7, 3).random(5)
+    assert Draws(7, 3).random(5) != Draws(7, 4).random(5) != Draws(8, 3).random(5)
+    values = [Draws(0, i).random() for i in range(20_000)]
+    assert all(0.0 <= v < 1.0 for v in values)
+    assert abs(np.mean(values) - 0.5) < 0.01 and abs(np.var(values) - 1 / 12) < 0.005
+    counts = Counter(tuple(Draws(1, i).permutation(3)) for i in range(6_000))
+    assert len(counts) == 6 and min(counts.values()) > 850  # every order, about equally often
+    assert Counter(Draws(2, i).integers(4) for i in range(4_000)).keys() == {0, 1, 2, 3}
+
+
+def test_default_features_are_static_token_vectors_and_unit_norm() -> None:
+    from mcp_router.routing.features import FEAT_VERSION, PROJ_DIM, TEXT_FEATURES
+
+    featurizer = Featurizer.default()
+    assert featurizer.version == FEAT_VERSION == "f2-text9-static16"
+    a, b = featurizer("vitamin D and bone density"), featurizer("Who won the 2022 world cup?")
+    assert a.shape == (TEXT_FEATURES + PROJ_DIM,) and np.isclose(np.linalg.norm(a), 1.0)
+    np.testing.assert_array_equal(a, featurizer("vitamin D and bone density"))
+    assert not np.allclose(a[TEXT_FEATURES:], b[TEXT_FEATURES:])  # the text's meaning moves x
+    similar = featurizer("bone density and vitamin D supplements")
+    assert a[TEXT_FEATURES:] @ similar[TEXT_FEATURES:] > a[TEXT_FEATURES:] @ b[TEXT_FEATURES:]
+    empty = featurizer("   ")
+    assert np.isclose(np.linalg.norm(empty), 1.0) and not empty[TEXT_FEATURES:].any()
+    assert np.isclose(np.linalg.norm(featurizer("word " * 5000)), 1.0)  # cut at MiniLM's window

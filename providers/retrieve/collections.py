@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,9 @@ class CollectionLibrary:
 
     def names(self) -> list[str]:
         return list(self._collections)
+
+    def __iter__(self) -> Iterator[Collection]:
+        return iter(list(self._collections.values()))
 
     @property
     def default(self) -> str | None:

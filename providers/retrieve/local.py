@@ -91,6 +91,14 @@ class BM25Retriever(_LocalRetriever):
     def ranks_inline(self, collection: Collection) -> bool:
         return collection.bm25_ready
 
+    def ready(self, request: RetrieveRequest) -> bool:
+        collection = self.env.collections.get(request.collection)
+        return collection is None or collection.bm25_ready
+
+    def prepare(self) -> None:
+        for collection in self.env.collections:
+            collection.bm25()
+
     def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
         return bm25_ranking(collection, query, k)
 
@@ -105,10 +113,8 @@ class _EmbeddingRetriever(_LocalRetriever):
 
     def prepare(self) -> None:
         embedder.load_model()
-        for name in self.env.collections.names():
-            collection = self.env.collections.get(name)
-            if collection is not None:
-                collection.vectors()
+        for collection in self.env.collections:
+            collection.vectors()
 
 
 class DenseRetriever(_EmbeddingRetriever):

@@ -148,3 +148,17 @@ def config_file(tmp_path: Path, wiki_url: str, notes_dir: Path) -> Path:
     path = tmp_path / "router.toml"
     path.write_text(router_config(wiki_url, notes_dir))
     return path
+
+
+async def warmed_up(client, limit_s: float = 120.0) -> None:
+    """Wait until every arm's start-up warm-up (model load, index build) has finished: until then the
+    router passes over arms still loading, which tests of exact rotations must not see."""
+    import anyio
+
+    with anyio.fail_after(limit_s):
+        while True:
+            stats = json.loads((await client.read_resource("router://stats")).contents[0].text)
+            arms = [arm for tool in stats["tools"].values() for arm in tool["arms"].values()]
+            if all(arm.get("warmed_up") is not False for arm in arms):
+                return
+            await anyio.sleep(0.1)

@@ -12,7 +12,7 @@ from mcp import Client
 
 from mcp_router.config import load_config
 from mcp_router.serving.server import create_server
-from tests.conftest import CLOSED_PORT_URL, router_config, wiki_provider
+from tests.conftest import CLOSED_PORT_URL, router_config, warmed_up, wiki_provider
 
 pytestmark = pytest.mark.anyio
 SECRET = "sk-test-SECRET-9f8e7d6c5b4a"
@@ -26,6 +26,7 @@ async def test_restart_restores_counts_and_rotation(config_file: Path, tmp_path:
     db = tmp_path / "router.db"
     loaded = load_config(config_file)
     async with Client(create_server(loaded, db), cache=None) as client:
+        await warmed_up(client)
         providers = []
         for query in ("sun", "flour", "water"):
             result = await client.call_tool("retrieve", {"query": query, "collection": "notes"})
@@ -35,6 +36,7 @@ async def test_restart_restores_counts_and_rotation(config_file: Path, tmp_path:
     assert providers == ["bm25", "hybrid", "bm25"]
 
     async with Client(create_server(loaded, db), mode="legacy", cache=None) as client:
+        await warmed_up(client)
         after = await stats_of(client)
         assert after == before
         # round-robin continues where it stopped: the fourth call goes to the second arm

@@ -13,10 +13,9 @@ import statistics
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from mcp_router.routing.base import Outcome
+from mcp_router.routing.types import Outcome
 
 
 @dataclass(frozen=True)

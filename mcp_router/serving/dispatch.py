@@ -202,11 +202,11 @@ class Dispatcher:
         context = RouteContext(tool=tool, text=text, now=self.clock(), x=x, inflight=inflight)
         exclude = [a for a in route.arms if a not in plan.first] if plan else []
         loading = [a for a, arm in route.arms.items() if a not in exclude and not arm.adapter.ready(request)]
-        if loading and len(loading) < len(route.arms) - len(exclude):  # others can serve: don't wait
-            exclude = [*exclude, *loading]
-        decision = router.rank(context, exclude=exclude)
+        if len(loading) == len(route.arms) - len(exclude):  # nothing else can serve: wait for them
+            loading = []
+        decision = router.rank(context, exclude=[*exclude, *loading])
         for name in loading:
-            decision.excluded.setdefault(name, "loading its model or index")
+            decision.excluded[name] = "loading its model or index"
         order = decision.order + (plan.fallbacks if plan else [])
         call_id = new_call_id()
         attempts: list[AttemptRecord] = []

@@ -25,6 +25,7 @@ from mcp_router.routing.mtrouter.router import build_encoder, observation
 from mcp_router.routing.mtrouter.targets import AECConfig, EpisodeStep, episode_targets
 from mcp_router.store import Store
 from mcp_router.store.model_log import ModelLog
+from providers.retrieve.embedder import load_model
 
 log = logging.getLogger("mcp_router.train")
 PROMOTION_TOLERANCE = 1.05  # a candidate may be at most 5 % worse than the current policy on held-out MSE
@@ -141,7 +142,7 @@ def train_from_db(
             )
         train_eps, held_eps = holdout_split(episodes, seed)
         c_bar = float(np.mean([e.cost_usd for e in train_eps]))
-        encoder = build_encoder(mt.embedder, mt.packing, cache=model_log)
+        encoder = build_encoder(mt.embedder, mt.packing, cache=model_log, minilm=load_model)
         data = training_set(train_eps, names, encoder, c_bar)
         current_row = model_log.promoted()
         current = _load(current_row, specs)

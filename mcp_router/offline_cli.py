@@ -58,6 +58,7 @@ def run_offline(args: argparse.Namespace) -> int:
     from mcp_router.routing.mtrouter import offline
     from mcp_router.routing.mtrouter.data import convert_llmrouter, convert_mtbench
     from mcp_router.routing.mtrouter.train import TrainConfig
+    from providers.retrieve.embedder import load_model
 
     cache = Path(args.cache) if getattr(args, "cache", None) else None
     json_out = Path(args.json) if getattr(args, "json", None) else None
@@ -78,6 +79,7 @@ def run_offline(args: argparse.Namespace) -> int:
                 packing=args.packing,
                 embedder=args.embedder,
                 cache=cache,
+                minilm=load_model,
                 config=TrainConfig(seed=args.seed),
             )
             print(json.dumps(summary, indent=2))
@@ -91,6 +93,7 @@ def run_offline(args: argparse.Namespace) -> int:
                 plot=plot,
                 seed=args.seed,
                 cache=cache,
+                minilm=load_model,
             )
             print(offline.ev.format_report(report, f"MTRouter offline evaluation on {Path(args.data).name}"))
         else:
@@ -100,6 +103,7 @@ def run_offline(args: argparse.Namespace) -> int:
                 folds=args.folds,
                 repeats=args.repeats,
                 cache=cache,
+                minilm=load_model,
                 config=TrainConfig(seed=args.seed),
                 json_out=json_out,
                 plot=plot,

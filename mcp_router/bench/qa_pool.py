@@ -28,11 +28,12 @@ Apache-2.0): per-request records measured with 550 input / 150 output tokens and
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from mcp_router.routing.mtrouter.data import normalise_question
 
 L_REF_S = 3.0  # reference cycle time of the llm tool in this benchmark (seconds)
 MAX_TEXT_CHARS = 2000  # questions are featurised from their first 2,000 characters (131 items are longer)
@@ -76,13 +77,6 @@ TRACE_FOR_MODEL: dict[str, str] = {
 #   reaches utilisation 1.
 CAPACITY_PER_ARM = 5
 ARRIVAL_RATE_PER_S = 0.85
-
-_WS = re.compile(r"\s+")
-
-
-def normalise_question(text: str) -> str:
-    """Key for duplicate detection: stripped, whitespace runs collapsed to one space."""
-    return _WS.sub(" ", text).strip()
 
 
 @dataclass(frozen=True)

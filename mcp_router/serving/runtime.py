@@ -18,6 +18,7 @@ from mcp_router.store.model_log import ModelLog
 from providers import ProviderEnv, create_adapter
 from providers.http import new_client
 from providers.retrieve.collections import CollectionLibrary
+from providers.retrieve.embedder import load_model
 
 log = logging.getLogger("mcp_router")
 
@@ -128,7 +129,9 @@ def model_planner(loaded: LoadedConfig, store: Store) -> Planner | None:
     if not mt.enabled or not pool:
         return None
     model_log = ModelLog(store)
-    router = ModelRouter(pool, model_params(loaded), promoted=model_log.promoted, cache=model_log)
+    router = ModelRouter(
+        pool, model_params(loaded), promoted=model_log.promoted, cache=model_log, minilm=load_model
+    )
     log.info("llm_complete: MTRouter over models %s", [m.name for m in pool])
     return Planner(router, model_log, mt.default_budget_usd)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,10 +250,13 @@ def _cost(prompt_tokens: int, output_tokens: int, input_per_m: float, output_per
 # ---------------------------------------------------------------- LLMRouter
 
 
-def _normalise_question(text: str) -> str:
-    from mcp_router.bench.qa_pool import normalise_question  # the duplicate rule the qa-pool bench uses
+_WHITESPACE = re.compile(r"\s+")
 
-    return normalise_question(text)
+
+def normalise_question(text: str) -> str:
+    """Key for duplicate detection (shared with the qa-pool benchmark): stripped, whitespace runs
+    collapsed to one space."""
+    return _WHITESPACE.sub(" ", text).strip()
 
 
 def convert_llmrouter(src: Path, out_dir: Path) -> dict[str, Any]:
@@ -289,9 +293,9 @@ def convert_llmrouter(src: Path, out_dir: Path) -> dict[str, Any]:
         return RoutingRecord(rid, rid, 1, ({"role": "user", "content": question},), outcomes)
 
     train_records = [record("train", i, item) for i, item in enumerate(train)]
-    train_keys = {_normalise_question(item["question"]) for item in train}
+    train_keys = {normalise_question(item["question"]) for item in train}
     kept = [
-        (i, item) for i, item in enumerate(test) if _normalise_question(item["question"]) not in train_keys
+        (i, item) for i, item in enumerate(test) if normalise_question(item["question"]) not in train_keys
     ]
     test_records = [record("test", i, item) for i, item in kept]
 

@@ -19,9 +19,9 @@ import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,6 +65,17 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def require_loader(minilm: Callable[[], Any] | None) -> Callable[[], Any]:
+    """Routing does not import the providers that own the model: the caller hands the loader in."""
+    if minilm is None:
+        raise ValueError("the MiniLM embedder needs its model loader: pass minilm=load_model")
+    return minilm
+
+
+def _missing_loader() -> Any:
+    return require_loader(None)
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2: mean pooling over non-padding tokens, L2, 384-d, 256-token window including
     [CLS]/[SEP] (sentence-transformers truncates there). Offline: `HF_HUB_OFFLINE=1`, files from the package.
@@ -74,15 +85,15 @@ class MiniLMEmbedder:
     dim = 384
     window = 256
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, load: Callable[[], Any], batch_size: int = 64) -> None:
+        """`load` returns the process's shared SentenceTransformer (the server passes retrieval's
+        `providers.retrieve.embedder.load_model`, so one copy of the model serves both)."""
+        self.load = load
         self.batch_size = batch_size
         self._embedder_id: str | None = None
 
-    @staticmethod
-    def _model():
-        from providers.retrieve.embedder import load_model
-
-        model = load_model()
+    def _model(self) -> Any:
+        model = self.load()
         if model.max_seq_length != MiniLMEmbedder.window:
             raise RuntimeError(
                 f"all-MiniLM-L6-v2 loaded with max_seq_length={model.max_seq_length}, expected "
@@ -315,7 +326,9 @@ class HistoryEncoder:
         return vectors.reshape(len(histories), parts * self.embedder.dim)
 
 
-def encoder_from_id(encoder_id: str, cache: EmbeddingCache | None = None) -> HistoryEncoder:
+def encoder_from_id(
+    encoder_id: str, cache: EmbeddingCache | None = None, minilm: Callable[[], Any] | None = None
+) -> HistoryEncoder:
     """Rebuild the encoder a checkpoint was trained with from its `encoder_id`, refusing a different
     embedder (e.g. other MiniLM weights): vectors from another embedder would be silently meaningless."""
     fields = encoder_id.split("|")
@@ -323,7 +336,7 @@ def encoder_from_id(encoder_id: str, cache: EmbeddingCache | None = None) -> His
     try:
         packing, max_tokens = params["packing"], int(params["max_tokens"])
         if fields[0].startswith(MiniLMEmbedder.name + "@"):
-            embedder: Embedder = MiniLMEmbedder()
+            embedder: Embedder = MiniLMEmbedder(minilm or _missing_loader)
         elif fields[0] == "hashing-ngram12":
             embedder = HashingEmbedder(
                 dim=int(params["dim"]), seed=int(params["seed"]), buckets=int(params["buckets"])

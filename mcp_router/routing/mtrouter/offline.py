@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from mcp_router.routing.mtrouter.embed import (
     MiniLMEmbedder,
     SqliteCache,
     encoder_from_id,
+    require_loader,
 )
 from mcp_router.routing.mtrouter.pool import ModelSpec, load_models_file
 from mcp_router.routing.mtrouter.targets import AECConfig, EpisodeStep, episode_targets
@@ -56,10 +57,12 @@ def default_cache_path() -> Path:
     return Path.home() / ".cache" / "mcp-router" / "mtrouter" / "embeddings.sqlite"
 
 
-def make_encoder(embedder: str, packing: str, cache: Path | None) -> HistoryEncoder:
+def make_encoder(
+    embedder: str, packing: str, cache: Path | None, minilm: Callable[[], Any] | None = None
+) -> HistoryEncoder:
     if embedder not in EMBEDDERS:
         raise ValueError(f"embedder must be one of {EMBEDDERS}, not {embedder!r}")
-    emb = MiniLMEmbedder() if embedder == "minilm" else HashingEmbedder(dim=HASHING_DIM)
+    emb = MiniLMEmbedder(require_loader(minilm)) if embedder == "minilm" else HashingEmbedder(dim=HASHING_DIM)
     return HistoryEncoder(emb, packing=packing, cache=SqliteCache(cache or default_cache_path()))
 
 
@@ -147,6 +150,7 @@ def train_from_files(
     packing: str = "split",
     embedder: str = "minilm",
     cache: Path | None = None,
+    minilm: Callable[[], Any] | None = None,
     config: TrainConfig | None = None,
     threads: int = 1,
 ) -> dict[str, Any]:
@@ -156,7 +160,7 @@ def train_from_files(
     config = config or TrainConfig()
     records = read_records(data)
     specs = load_pool(models, records)
-    encoder = make_encoder(embedder, packing, cache)
+    encoder = make_encoder(embedder, packing, cache, minilm)
     started = time.monotonic()
     zx = _encode(encoder, records)
     embed_seconds = time.monotonic() - started
@@ -217,6 +221,7 @@ def evaluate_files(
     lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
     seed: int = 0,
     cache: Path | None = None,
+    minilm: Callable[[], Any] | None = None,
     title: str | None = None,
 ) -> dict[str, Any]:
     """Every policy of `evaluate.evaluate_policies` on the records of `data`. The knn/linear baselines
@@ -238,7 +243,7 @@ def evaluate_files(
     specs = load_pool(models, records)
     load_pool(models, train_records)
     names = [s.name for s in specs]
-    encoder = encoder_from_id(ckpt.meta["encoder_id"], SqliteCache(cache or default_cache_path()))
+    encoder = encoder_from_id(ckpt.meta["encoder_id"], SqliteCache(cache or default_cache_path()), minilm)
     zx, train_zx = _encode(encoder, records), _encode(encoder, train_records)
     truth, train_truth = ev.outcome_matrix(records, names), ev.outcome_matrix(train_records, names)
     c_bar = float(ckpt.meta["c_bar"])
@@ -344,6 +349,7 @@ def cross_validate_files(
     embedder: str = "minilm",
     packing: str = "split",
     cache: Path | None = None,
+    minilm: Callable[[], Any] | None = None,
     config: TrainConfig | None = None,
     threads: int = 1,
     lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
@@ -355,7 +361,7 @@ def cross_validate_files(
     config = config or TrainConfig()
     records = read_records(Path(data))
     specs = load_pool(Path(models), records)
-    encoder = make_encoder(embedder, packing, cache)
+    encoder = make_encoder(embedder, packing, cache, minilm)
     split = _folds([r.session for r in records], folds, seed=config.seed)
     estimates, truth, means, seconds = _cross_validated(records, specs, encoder, split, config, threads, None)
     report = ev.evaluate_policies(truth, estimates, means, lambdas=lambdas, seed=config.seed)
@@ -379,6 +385,7 @@ def mtbench_ablation(
     embedder: str = "minilm",
     packing: str = "split",
     cache: Path | None = None,
+    minilm: Callable[[], Any] | None = None,
     config: TrainConfig | None = None,
     threads: int = 1,
     lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
@@ -393,7 +400,7 @@ def mtbench_ablation(
     config = config or TrainConfig()
     records = read_records(Path(data))
     specs = load_pool(Path(models), records)
-    encoder = make_encoder(embedder, packing, cache)
+    encoder = make_encoder(embedder, packing, cache, minilm)
     variants = {"full": list(records), "last": [last_message_only(r) if r.turn > 1 else r for r in records]}
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for repeat in range(repeats):

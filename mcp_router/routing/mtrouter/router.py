@@ -72,10 +72,18 @@ def observation(messages: Sequence[Message]) -> str:
     return "\n".join(reversed(tail))
 
 
-def build_encoder(embedder: str, packing: str, cache: Any = None) -> Any:
-    from mcp_router.routing.mtrouter.embed import HashingEmbedder, HistoryEncoder, MiniLMEmbedder
+def build_encoder(
+    embedder: str, packing: str, cache: Any = None, minilm: Callable[[], Any] | None = None
+) -> Any:
+    """The history encoder the config names; `minilm` loads the shared MiniLM (see embed.py)."""
+    from mcp_router.routing.mtrouter.embed import (
+        HashingEmbedder,
+        HistoryEncoder,
+        MiniLMEmbedder,
+        require_loader,
+    )
 
-    backend = HashingEmbedder() if embedder == "hashing" else MiniLMEmbedder()
+    backend = HashingEmbedder() if embedder == "hashing" else MiniLMEmbedder(require_loader(minilm))
     return HistoryEncoder(backend, packing=packing, cache=cache)
 
 
@@ -86,11 +94,13 @@ class ModelRouter:
         params: ModelParams,
         promoted: Callable[[], Mapping[str, Any] | None] = lambda: None,
         cache: Any = None,
+        minilm: Callable[[], Any] | None = None,
     ) -> None:
         self.pool = list(pool)
         self.params = params
         self.promoted = promoted  # the promoted checkpoint's registry row, read on every decision
         self.cache = cache
+        self.minilm = minilm
         self.rng = random.Random(params.seed)
         self.checkpoint: Any = None
         self.checkpoint_id: str | None = None
@@ -120,7 +130,7 @@ class ModelRouter:
 
         try:
             checkpoint = Checkpoint.load(Path(row["path"])).with_pool(self.pool)
-            encoder = build_encoder(self.params.embedder, self.params.packing, self.cache)
+            encoder = build_encoder(self.params.embedder, self.params.packing, self.cache, self.minilm)
             encoder.embedder.embed(["warm-up"])  # load the embedder here, not on the first decision
         except (OSError, ValueError) as exc:
             log.warning("checkpoint %s not used: %s", row["checkpoint_id"], exc)

@@ -7,6 +7,7 @@ updates to bound floating-point drift.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -27,6 +28,7 @@ class SlidingLinUCB:
         self.A = ridge * np.eye(dim)
         self.b = np.zeros(dim)
         self.updates = 0
+        self.version = 0  # bumped on every change of the window: callers cache what they derive from it
         self._solved: tuple[np.ndarray, np.ndarray] | None = None  # (theta, A^-1), invalidated on change
 
     @property
@@ -42,7 +44,7 @@ class SlidingLinUCB:
         self.evict(now)
         if self.updates % self.rebuild_every == 0:
             self._rebuild()
-        self._solved = None
+        self._changed()
 
     def remove(self, ts: float, x: np.ndarray, reward: float) -> bool:
         """Take back one observation still in the window (explicit feedback replaced it)."""
@@ -52,7 +54,7 @@ class SlidingLinUCB:
                 del self.obs[i]
                 self.A -= np.outer(x, x)
                 self.b -= reward * x
-                self._solved = None
+                self._changed()
                 return True
         return False
 
@@ -64,7 +66,11 @@ class SlidingLinUCB:
             self.b -= r * x
             changed = True
         if changed:
-            self._solved = None
+            self._changed()
+
+    def _changed(self) -> None:
+        self._solved = None
+        self.version += 1
 
     def _rebuild(self) -> None:
         self.A = self.ridge * np.eye(self.dim)
@@ -72,6 +78,11 @@ class SlidingLinUCB:
         for _, x, r in self.obs:
             self.A += np.outer(x, x)
             self.b += r * x
+
+    def solved(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(θ, A⁻¹) of the window at `now`, computed once per change."""
+        self.evict(now)
+        return self._solve()
 
     def _solve(self) -> tuple[np.ndarray, np.ndarray]:
         if self._solved is None:
@@ -83,7 +94,28 @@ class SlidingLinUCB:
 
     def predict(self, x: np.ndarray, now: float) -> tuple[float, float]:
         """(û, w): the clipped mean estimate in [0, 1] and the confidence width sqrt(xᵀA⁻¹x)."""
-        self.evict(now)
-        theta, a_inv = self._solve()
-        u = float(np.clip(x @ theta, 0.0, 1.0))
-        return u, float(np.sqrt(max(x @ a_inv @ x, 0.0)))
+        theta, a_inv = self.solved(now)
+        u = min(max(float(x @ theta), 0.0), 1.0)
+        return u, math.sqrt(max(float(x @ a_inv @ x), 0.0))
+
+
+class StackedHeads:
+    """Every eligible arm's (θ, A⁻¹) stacked, so one decision scores all arms in two matrix products
+    instead of a few numpy calls per arm. Restacked only when a head's window changed."""
+
+    def __init__(self) -> None:
+        self._key: tuple[tuple[int, int], ...] = ()
+        self._theta = np.zeros((0, 0))
+        self._a_inv = np.zeros((0, 0, 0))
+
+    def predict(self, heads: list[SlidingLinUCB], x: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(û, w) per head, as in `SlidingLinUCB.predict`."""
+        solved = [head.solved(now) for head in heads]
+        key = tuple((id(head), head.version) for head in heads)
+        if key != self._key:
+            self._theta = np.stack([theta for theta, _ in solved])
+            self._a_inv = np.stack([a_inv for _, a_inv in solved])
+            self._key = key
+        u = np.clip(self._theta @ x, 0.0, 1.0)
+        width = np.sqrt(np.maximum((self._a_inv @ x) @ x, 0.0))
+        return u, width

@@ -24,7 +24,7 @@ from mcp_router.routing.base import Choice, Outcome, RouteContext, Router, cycli
 from mcp_router.routing.features import PROJ_DIM, TEXT_FEATURES, bias_vector
 from mcp_router.routing.guards import GuardParams
 from mcp_router.routing.latency import LatencyWindow, tau_tilde
-from mcp_router.routing.linucb import SlidingLinUCB
+from mcp_router.routing.linucb import SlidingLinUCB, StackedHeads
 
 FEATURE_DIM = TEXT_FEATURES + PROJ_DIM
 
@@ -80,6 +80,8 @@ class LQMRouter(Router):
             a: SlidingLinUCB(dim, p.ridge, p.window, p.window_age_s, p.rebuild_every) for a in self.arms
         }
         self.latency = {a: LatencyWindow(p.latency_window, p.latency_window_age_s) for a in self.arms}
+        self._stacked = StackedHeads()
+        self._bias = bias_vector(dim)
 
     # -- scoring ---------------------------------------------------------------------------------
 
@@ -96,30 +98,30 @@ class LQMRouter(Router):
         return max(u / u_max, p.m_floor) ** p.lambda_mod
 
     def decompose(self, eligible: Sequence[str], context: RouteContext) -> dict[str, dict[str, Any]]:
-        x = context.x if context.x is not None else bias_vector(self.dim)
-        now = context.now
+        x = context.x if context.x is not None else self._bias
+        now, p = context.now, self.params
+        u_all, width_all = self._stacked.predict([self.heads[a] for a in eligible], x, now)
         parts: dict[str, dict[str, Any]] = {}
-        for arm in eligible:
-            u, width = self.heads[arm].predict(x, now)
+        for arm, u, width in zip(eligible, u_all.tolist(), width_all.tolist(), strict=True):
             tau, tau_t = tau_tilde(
                 self.latency[arm].mean(now),
                 context.inflight.get(arm, 0),
                 self.capacity.get(arm),
-                self.params.l_ref_s,
-                self.params.clip,
+                p.l_ref_s,
+                p.clip,
             )
             parts[arm] = {
                 "u_hat": u,
                 "width": width,
-                "beta": self.params.alpha * width,
+                "beta": p.alpha * width,
                 "tau_s": tau,
                 "tau_tilde": tau_t,
                 "n": self.heads[arm].n,
             }
-        u_max = max((p["u_hat"] for p in parts.values()), default=0.0)
-        for p in parts.values():
-            p["m"] = self.modulation(p["u_hat"], u_max)
-            p["V"] = self.score(p["u_hat"], p["beta"], p["m"], p["tau_tilde"])
+        u_max = max(u_all.tolist(), default=0.0)
+        for part in parts.values():
+            part["m"] = self.modulation(part["u_hat"], u_max)
+            part["V"] = self.score(part["u_hat"], part["beta"], part["m"], part["tau_tilde"])
         return parts
 
     def choose(self, eligible: Sequence[str], context: RouteContext) -> Choice:

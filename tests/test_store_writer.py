@@ -113,3 +113,50 @@ async def test_the_wal_is_checkpointed_by_the_writer_not_by_a_call(tmp_path: Pat
     assert writer.commits > 1000 and wal_pages < 2100
     writer.close()
     store.close()
+
+
+async def test_uncontended_batches_commit_on_the_loop(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    writer = GroupWriter(store)
+    for i in range(5):
+        await writer.submit(lambda db, i=i: Store.write_call(db, record(f"call_{i}")))
+    assert writer.on_loop == writer.commits == 5
+    writer.close()
+    store.close()
+
+
+async def test_another_process_holding_the_write_lock_never_blocks_the_loop(tmp_path: Path) -> None:
+    """The batch goes to the writer thread, which waits for the lock; the loop keeps serving."""
+    store = Store(tmp_path / "r.db")
+    writer = GroupWriter(store)
+    await writer.submit(lambda db: Store.write_call(db, record("first")))
+    other = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # what a second server process does while it writes
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        writing = anyio.Event()
+
+        async def write() -> None:
+            await writer.submit(lambda db: Store.write_call(db, record("second")))
+            writing.set()
+
+        tg.start_soon(write)
+        await anyio.sleep(0.5)
+        assert not writing.is_set() and ticks >= 20  # waiting, in the thread; the loop ticked on
+        other.execute("COMMIT")
+        with anyio.fail_after(5):
+            await writing.wait()
+        tg.cancel_scope.cancel()
+    assert committed_ids(tmp_path / "r.db") == {"first", "second"}
+    assert writer.on_loop == 1 and writer.commits == 2
+    other.close()
+    writer.close()
+    store.close()

@@ -7,10 +7,11 @@ a pydantic result or a `ToolError` out.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,32 @@ class Progress:
     async def report(self, message: str) -> None:
         self.step += 1
         await self.ctx.report_progress(self.step, None, message)
+
+    @contextmanager
+    def heartbeat(self, what: str) -> Iterator[None]:
+        """Report every PROGRESS_INTERVAL_S while the block runs, which keeps progress-aware host
+        timeouts alive during a slow generation. Nothing is spawned for a call that ends within the
+        first interval: a timer starts the reporting task only when it is due."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        task: asyncio.Task[None] | None = None
+
+        async def beat() -> None:
+            while True:
+                await self.report(f"{what} ({time.monotonic() - started:.0f} s)")
+                await asyncio.sleep(PROGRESS_INTERVAL_S)
+
+        def start() -> None:
+            nonlocal task
+            task = loop.create_task(beat())
+
+        timer = loop.call_later(PROGRESS_INTERVAL_S, start)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            if task is not None:
+                task.cancel()
 
 
 def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
@@ -231,15 +258,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
         }
         if session_id:
             await rt.dispatcher.session_turn(session_id, last_user)
-        started = time.monotonic()
         progress = Progress(ctx)
-
-        async def heartbeat() -> None:
-            # Progress keeps progress-aware host timeouts alive while a slow model generates.
-            while True:
-                await anyio.sleep(PROGRESS_INTERVAL_S)
-                await progress.report(f"generating ({time.monotonic() - started:.0f} s)")
-
         async with AsyncExitStack() as stack:
             plan = None
             if rt.planner is not None:
@@ -249,12 +268,8 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
                     )
                 except DispatchError as exc:
                     raise ToolError(str(exc)) from None
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(heartbeat)
-                try:
-                    served = await dispatch("llm_complete", request, last_user, summary, progress, plan)
-                finally:
-                    tg.cancel_scope.cancel()
+            with progress.heartbeat("generating"):
+                served = await dispatch("llm_complete", request, last_user, summary, progress, plan)
         done = served.result
         return CompletionOutput(
             text=done.text,

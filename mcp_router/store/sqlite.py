@@ -282,6 +282,11 @@ class Store:
             self.db.execute("PRAGMA synchronous = NORMAL")
         self._migrate()
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by whoever uses the connection; the group writer takes it without waiting on the loop."""
+        return self._lock
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """BEGIN IMMEDIATE takes the write lock up front, so two processes never interleave a write."""

@@ -1,19 +1,23 @@
-"""One writer thread for the router database, with group commit.
+"""The router database's single writer, with group commit.
 
 A tool call must be durable before its result goes back (a `kill -9` may not lose an acknowledged
 call), but a commit per call, each through its own worker-thread hop and its own turn at the store
 lock, made the database the bottleneck of concurrent calls. Here every write is a small function of
-the open transaction; the thread takes whatever is queued, runs it all in one `BEGIN IMMEDIATE`
-transaction (a savepoint per item, so one failing item does not undo the others), commits once, and
-only then wakes the waiting callers. A lone call pays one commit; a burst of calls shares one.
+the open transaction. Writes submitted in one turn of the event loop form a batch that runs in one
+`BEGIN IMMEDIATE` transaction (a savepoint per item, so one failing item does not undo the others)
+and commits once; only then do the callers resume.
 
-With `synchronous = NORMAL` a WAL commit does not fsync; the checkpoint that copies the WAL back into
-the database does. SQLite runs it inside whichever commit crosses 1,000 pages, which put a 5–8 ms
-fsync into one call in a few hundred. The writer turns that off for its connection and checkpoints
-from its own thread and connection every second instead (PASSIVE: it never blocks the writer); the
-WAL restarts from its beginning at the next commit after a checkpoint that caught up. Under writes
-with no pause at all a passive checkpoint never catches up, so past `wal_limit_pages` the writer
-runs one blocking (TRUNCATE) checkpoint between two batches: the WAL stays bounded.
+Where a batch commits: a WAL commit with `synchronous = NORMAL` does not fsync and takes about a
+hundred microseconds, less than handing it to a thread and waiting for that thread to get the GIL
+back. So the batch is tried on the event loop, but only without waiting: if the store lock is held
+(a resource read in a worker thread) or another process holds SQLite's write lock, or earlier batches
+are still queued, it goes to the writer thread instead, which waits for the lock (in order, so rows
+keep the order the routers saw them in). The loop never blocks on a lock.
+
+The WAL checkpoint, which does fsync, never runs inside a call: SQLite's automatic one is off, a
+checkpointer thread with its own connection runs a PASSIVE checkpoint every second (it never blocks
+the writer), and past `wal_limit_pages` (writes that never pause, so a passive checkpoint never
+catches up) the writer thread runs one TRUNCATE checkpoint: the WAL stays bounded.
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ from mcp_router.store.sqlite import Store
 log = logging.getLogger("mcp_router.store")
 T = TypeVar("T")
 Work = Callable[[sqlite_utils.Database], Any]
+Item = tuple[Work, "asyncio.Future[Any]"]
 _STOP = object()
+_TRUNCATE = object()
 CHECKPOINT_EVERY_S = 1.0
 WAL_LIMIT_PAGES = 16_384  # 64 MB of 4 KiB pages, about 2,000 calls written with no pause
+BUSY_TIMEOUT_MS = 10_000  # what the writer thread waits for another process's write lock
 
 
 class WriterClosed(RuntimeError):
@@ -50,13 +57,18 @@ class GroupWriter:
         self.max_batch = max_batch
         self.wal_limit_pages = wal_limit_pages
         self._wal = Path(f"{store.path}-wal")
+        self._pending: list[Item] = []  # submitted in this turn of the loop, not yet committed
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queued = 0  # batches handed to the thread and not yet resolved (owned by the loop)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._stopped = threading.Event()
         self._closed = False
+        self._truncating = False
         self.commits = 0  # transactions committed; with `items`, the batching achieved
         self.items = 0
+        self.on_loop = 0  # of the commits, those made on the event loop
 
     def start(self) -> None:
         if self._thread is None:
@@ -76,21 +88,142 @@ class GroupWriter:
             raise WriterClosed("the store writer is closed")
         self.start()
         loop = asyncio.get_running_loop()
+        self._loop = loop
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((work, future, loop))
+        if not self._pending:
+            loop.call_soon(self._flush)  # after the other callbacks of this turn: they join the batch
+        self._pending.append((work, future))
         return await future
 
     def close(self) -> None:
-        """Commit what is queued, then stop the thread."""
+        """Commit what is queued, then stop the threads."""
         if self._closed:
             return
         self._closed = True
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
+        if self._pending:  # submitted, but the loop never turned again: commit them here, last
+            batch, self._pending = self._pending, []
+            with self.store.lock:
+                outcomes = self._commit(batch)
+            self._resolve(batch, outcomes)
         self._stopped.set()
         if self._checkpointer is not None:
             self._checkpointer.join()
+
+    # -- on the event loop -----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        if self._queued == 0 and self.store.lock.acquire(blocking=False):
+            try:
+                outcomes = self._commit(batch, wait=False)
+            finally:
+                self.store.lock.release()
+            if outcomes is not None:
+                self.on_loop += 1
+                self._resolve(batch, outcomes)
+                if not self._truncating and self._wal_pages() > self.wal_limit_pages:
+                    self._truncating = True  # the thread truncates: it may wait on readers and fsyncs
+                    self._queue.put(_TRUNCATE)
+                return
+        self._queued += 1
+        self._queue.put(batch)
+
+    def _resolve(self, batch: list[Item], outcomes: list[tuple[bool, Any]]) -> None:
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():  # the caller was cancelled; the write stands regardless
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _resolved_by_thread(self, batch: list[Item], outcomes: list[tuple[bool, Any]]) -> None:
+        self._queued -= 1
+        self._resolve(batch, outcomes)
+
+    # -- one batch, on whichever thread ----------------------------------------------------------
+
+    def _commit(self, batch: list[Item], wait: bool = True) -> list[tuple[bool, Any]] | None:
+        """Run the batch in one transaction. Without `wait`, None when another connection holds the
+        write lock (nothing has been written then)."""
+        db = self.store.db
+        try:
+            if not wait:
+                db.execute("PRAGMA busy_timeout = 0")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                if wait:
+                    raise
+                return None
+            finally:
+                if not wait:
+                    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            outcomes = self._run_items(db, batch)
+            db.execute("COMMIT")
+        except Exception as exc:  # the transaction itself failed: nothing of this batch is stored
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            log.exception("store: a group commit of %d writes failed", len(batch))
+            return [(False, exc)] * len(batch)
+        self.commits += 1
+        self.items += len(batch)
+        return outcomes
+
+    @staticmethod
+    def _run_items(db: sqlite_utils.Database, batch: list[Item]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        for work, _ in batch:
+            db.execute("SAVEPOINT item")
+            try:
+                result = work(db)
+            except Exception as exc:
+                db.execute("ROLLBACK TO item")
+                db.execute("RELEASE item")
+                outcomes.append((False, exc))
+            else:
+                db.execute("RELEASE item")
+                outcomes.append((True, result))
+        return outcomes
+
+    # -- the writer thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is _STOP:
+                break
+            if batch is _TRUNCATE:
+                self._truncate()
+                continue
+            with self.store.lock:
+                outcomes = self._commit(batch)
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+                    loop.call_soon_threadsafe(self._resolved_by_thread, batch, outcomes)
+            if self._wal_pages() > self.wal_limit_pages:
+                self._truncate()
+
+    def _truncate(self) -> None:
+        try:
+            self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # another process holds it: a later batch tries again
+            log.debug("store: WAL truncation skipped: %s", exc)
+        self._truncating = False
+
+    def _wal_pages(self) -> float:
+        if not self.store.on_disk:
+            return 0.0
+        try:
+            return self._wal.stat().st_size / 4096
+        except OSError:
+            return 0.0
 
     def _checkpoint(self) -> None:
         conn = sqlite3.connect(str(self.store.path), timeout=10.0, isolation_level=None)
@@ -102,66 +235,3 @@ class GroupWriter:
                     log.debug("store: checkpoint skipped: %s", exc)
         finally:
             conn.close()
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-            self._commit(batch)
-            if self.store.on_disk and self._wal_pages() > self.wal_limit_pages:
-                try:
-                    self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
-                except sqlite3.Error as exc:  # another process holds it: the next batch tries again
-                    log.debug("store: WAL restart skipped: %s", exc)
-
-    def _wal_pages(self) -> float:
-        try:
-            return self._wal.stat().st_size / 4096
-        except OSError:
-            return 0.0
-
-    def _commit(self, batch: list[tuple[Work, asyncio.Future[Any], asyncio.AbstractEventLoop]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
-        try:
-            with self.store.transaction() as db:
-                for work, _, _ in batch:
-                    db.execute("SAVEPOINT item")
-                    try:
-                        result = work(db)
-                    except Exception as exc:
-                        db.execute("ROLLBACK TO item")
-                        db.execute("RELEASE item")
-                        outcomes.append((False, exc))
-                    else:
-                        db.execute("RELEASE item")
-                        outcomes.append((True, result))
-        except Exception as exc:  # the transaction itself failed: nothing of this batch is stored
-            log.exception("store: a group commit of %d writes failed", len(batch))
-            outcomes = [(False, exc)] * len(batch)
-        else:
-            self.commits += 1
-            self.items += len(batch)
-        for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
-            with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, future, ok, value)
-
-
-def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # the caller was cancelled; the write stands regardless
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)

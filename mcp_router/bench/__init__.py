@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-BENCHMARKS = ("retrieval", "qa-pool", "judge")
+BENCHMARKS = ("retrieval", "qa-pool", "judge", "overhead")
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -25,4 +25,8 @@ def run(name: str, args: argparse.Namespace) -> int:
         from mcp_router.bench import judge_bench
 
         return judge_bench.main(args)
+    if name == "overhead":
+        from mcp_router.bench import overhead
+
+        return overhead.main(args)
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")

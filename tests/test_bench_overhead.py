@@ -33,10 +33,11 @@ def test_cli_accepts_the_overhead_benchmark() -> None:
 def test_litellm_row_is_skipped_when_litellm_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     import anyio
 
-    from mcp_router.bench import overhead
+    from mcp_router.bench.overhead.litellm_row import bench_litellm
+    from mcp_router.bench.overhead.params import QUICK
 
     monkeypatch.setitem(sys.modules, "litellm", None)  # `import litellm` raises ImportError
-    row = anyio.run(overhead.bench_litellm, None, overhead.QUICK)
+    row = anyio.run(bench_litellm, None, QUICK)
     assert row["installed"] is False and "mcp-router[bench]" in row["skipped"]
 
 

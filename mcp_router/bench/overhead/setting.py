@@ -1,0 +1,155 @@
+"""The setting every measurement shares: the stub providers, the router's config, the docs, the calls.
+
+One place defines what "the same call" is (`tool_args`, `queries`), so the router, its floors, the
+load generator and the probes all send the same requests to the same stub, and a figure of one can be
+set beside a figure of another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcp_router.bench.stubs import Stub, stub_process
+from mcp_router.config import resolve_folder
+
+KEY_ENV = "MCP_ROUTER_BENCH_KEY"  # the stub's "API key" variable, named by the bench config
+BUDGET_USD = 1.0
+MAX_TOKENS = 64
+WORDS_TEXT = (
+    "configure client routing provider search retrieve model budget latency claude desktop server "
+    "config key environment collection document bm25 dense hybrid judge feedback quality bandit "
+    "stdio http transport cursor vscode resource stats fallback timeout breaker cooldown price "
+    "token session window checkpoint train router weather paris history science football music "
+    "recipe garden python rust database index cache memory policy warm start arm score"
+)
+WORDS = tuple(WORDS_TEXT.split())
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    name: str
+    endpoint: str
+    input_cost: float
+    output_cost: float
+    prior: float
+
+
+MODELS = (
+    ModelRow("stub-large", "large-ep", 2.5e-6, 1.0e-5, 0.8),
+    ModelRow("stub-small", "small-ep", 1.5e-7, 6.0e-7, 0.6),
+)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every measurement shares: the stub, the router config, the docs, the child environment."""
+
+    stub: Stub
+    workdir: Path
+    config: Path
+    docs: Path
+
+    def env(self) -> dict[str, str]:
+        """The environment of server children (the SDK's stdio client passes only a minimal one)."""
+        return {
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            KEY_ENV: "bench",
+            "PATH": os.environ.get("PATH", ""),
+        }
+
+    def db(self, name: str) -> Path:
+        return self.workdir / f"{name}.db"
+
+
+def config_text(stub: Stub) -> str:
+    """Two `searxng` arms and two priced `openai` models at the stub, the packaged docs for bm25, MTRouter
+    on its priors. The judge is off: it grades in the background, off the request path, and with the
+    stub as its model it would only add load that the floors do not have."""
+    llm = "".join(
+        f"""
+[[tools.llm_complete.providers]]
+name = "{m.endpoint}"
+type = "openai"
+base_url = "{stub.openai_base}"
+model = "{m.name}"
+api_key_env = "{KEY_ENV}"
+input_cost_per_token = {m.input_cost}
+output_cost_per_token = {m.output_cost}
+quality_prior = {m.prior}
+context_window = 128000
+timeout_s = 20
+"""
+        for m in MODELS
+    )
+    search = "".join(
+        f'\n[[tools.search.providers]]\nname = "{name}"\ntype = "searxng"\nbase_url = "{stub.searx_base}"\n'
+        "timeout_s = 8\n"
+        for name in ("searx-a", "searx-b")
+    )
+    return f"""auto_providers = false
+
+[collections.docs]
+path = "builtin:sample_docs"
+
+[tools.search]
+router = "lqm"
+max_attempts = 3
+timeout_s = 30
+{search}
+[tools.retrieve]
+router = "lqm"
+max_attempts = 3
+timeout_s = 30
+
+[[tools.retrieve.providers]]
+name = "bm25"
+type = "bm25"
+
+[tools.llm_complete]
+router = "lqm"
+max_attempts = 2
+timeout_s = 50
+{llm}
+[judge]
+enabled = false
+"""
+
+
+@contextlib.contextmanager
+def bench_setup() -> Iterator[Setup]:
+    """The stub process and a scratch folder, both gone when the block ends."""
+    os.environ.setdefault(KEY_ENV, "bench")
+    with tempfile.TemporaryDirectory(prefix="mcp-router-overhead-") as tmp, stub_process() as stub:
+        workdir = Path(tmp)
+        config = workdir / "router.toml"
+        config.write_text(config_text(stub))
+        yield Setup(stub, workdir, config, resolve_folder("builtin:sample_docs", workdir))
+
+
+def queries(n: int, seed: int) -> list[str]:
+    """Varied short queries over words the packaged docs contain and words they do not."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        words = rng.choice(WORDS, size=int(rng.integers(2, 9)), replace=False)
+        text = " ".join(words)
+        out.append(text.capitalize() + ("?" if rng.random() < 0.4 else ""))
+    return out
+
+
+def tool_args(tool: str, query: str, floor: bool) -> dict[str, Any]:
+    """The same call for the router and its floor (the floor has no budget to enforce)."""
+    if tool in ("search", "retrieve"):
+        return {"query": query, "k": 5}
+    args: dict[str, Any] = {"messages": [{"role": "user", "content": query}], "max_tokens": MAX_TOKENS}
+    return args if floor else {**args, "budget_usd": BUDGET_USD}

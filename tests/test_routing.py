@@ -286,3 +286,32 @@ def test_default_features_are_static_token_vectors_and_unit_norm() -> None:
     empty = featurizer("   ")
     assert np.isclose(np.linalg.norm(empty), 1.0) and not empty[TEXT_FEATURES:].any()
     assert np.isclose(np.linalg.norm(featurizer("word " * 5000)), 1.0)  # cut at MiniLM's window
+
+
+@settings(max_examples=60, deadline=None)
+@given(latencies=st.lists(st.floats(0.0, 3.0), min_size=1, max_size=250), window=st.integers(5, 120))
+def test_slo_guard_excludes_exactly_when_the_window_median_is_over_the_limit(latencies, window) -> None:
+    """The guard counts samples over the limit instead of taking a median per attempt; it must
+    exclude at the same moments as the median rule it implements."""
+    import statistics
+    from collections import deque
+
+    from mcp_router.routing.guards import GuardParams, Guards
+
+    params = GuardParams(l_ref_s=0.5, window=window, window_age_s=1e9, slo_backoff_s=1e-6)
+    guards = Guards(["a"], params, {})
+    recent: deque[float] = deque(maxlen=window)
+    for i, latency in enumerate(latencies):
+        now = float(i)
+        health = guards.health["a"]
+        probing = health.slow_probe
+        before = health.slow_until
+        guards.dispatched("a", now)
+        guards.record(Outcome("a", "ok", latency, now))
+        recent.append(latency)
+        if probing:  # a probe's own rule: within the limit resets the window, else excluded again
+            if latency <= 1.0:
+                recent = deque([latency], maxlen=window)
+            continue
+        expected = len(recent) >= params.slo_min_samples and statistics.median(recent) > 1.0
+        assert (health.slow_until > before) == expected

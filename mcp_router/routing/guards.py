@@ -9,6 +9,7 @@ the same state.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,7 @@ class ArmHealth:
     slow_backoff_s: float = 0.0
     slow_probe: bool = False  # the SLO exclusion expired: the next call on this arm is its probe
     latencies: deque[tuple[float, float]] = field(default_factory=deque)
+    over_limit: int = 0  # of `latencies`, those above the SLO limit: the median is above it iff most are
 
 
 class Guards:
@@ -122,22 +124,31 @@ class Guards:
             wait = outcome.retry_after if outcome.retry_after is not None else p.cooldown_s
             h.cooldown_until = max(h.cooldown_until, now + wait)
         # SLO guard
+        limit = p.slo_factor * p.l_ref_s if p.l_ref_s is not None else math.inf
         h.latencies.append((now, outcome.latency_s))
+        h.over_limit += outcome.latency_s > limit
         while len(h.latencies) > p.window or (h.latencies and h.latencies[0][0] < now - p.window_age_s):
-            h.latencies.popleft()
+            h.over_limit -= h.latencies.popleft()[1] > limit
         if p.l_ref_s is None:
             return
-        limit = p.slo_factor * p.l_ref_s
         if h.slow_probe and was_probe:
             h.slow_probe = False
             if outcome.latency_s <= limit:
                 h.slow_backoff_s = 0.0
                 h.latencies = deque([(now, outcome.latency_s)])
+                h.over_limit = 0
                 return
             self._exclude_slow(h, now)
             return
-        if len(h.latencies) >= p.slo_min_samples and statistics.median(x for _, x in h.latencies) > limit:
+        # the median exceeds the limit iff more than half the window does (strictly: for an even
+        # count the median is the mean of the middle two, so check it exactly when it is a tie)
+        n = len(h.latencies)
+        if n >= p.slo_min_samples and 2 * h.over_limit >= n and self._median(h) > limit:
             self._exclude_slow(h, now)
+
+    @staticmethod
+    def _median(h: ArmHealth) -> float:
+        return statistics.median(x for _, x in h.latencies)
 
     def _exclude_slow(self, h: ArmHealth, now: float) -> None:
         p = self.params

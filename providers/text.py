@@ -11,8 +11,16 @@ _SPACE = re.compile(r"\s+")
 
 def utf8_safe(text: str) -> str:
     """JSON may carry lone surrogates ("\\ud800") that no UTF-8 output can encode; replace them."""
-    return text.encode("utf-8", "replace").decode("utf-8")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def strip_html(fragment: str) -> str:
-    return utf8_safe(_SPACE.sub(" ", html.unescape(_TAG.sub("", fragment))).strip())
+    if "<" in fragment:
+        fragment = _TAG.sub("", fragment)
+    if "&" in fragment:
+        fragment = html.unescape(fragment)
+    return utf8_safe(_SPACE.sub(" ", fragment).strip())

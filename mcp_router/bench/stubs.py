@@ -224,12 +224,17 @@ def stub_process() -> Iterator[Stub]:
             raise RuntimeError(f"the provider stub did not start (said {line!r})")
         yield Stub(base_url=f"http://127.0.0.1:{int(line.split()[1])}")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 10)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float) -> None:
+    """Terminate a child and wait for it; kill it if it has not gone within `timeout_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def stub_stats(stub: Stub) -> dict[str, Any]:

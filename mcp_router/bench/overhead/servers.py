@@ -24,6 +24,7 @@ from mcp.client.stdio import stdio_client
 
 from mcp_router.bench.floor_server import FloorConfig
 from mcp_router.bench.overhead.setting import MODELS, Setup
+from mcp_router.bench.stubs import stop_process
 
 CALL_TIMEOUT_S = 60.0
 
@@ -74,12 +75,7 @@ def http_server(args: list[str], env: dict[str, str], log: Path) -> Iterator[str
             wait_for_port(process, port, log)
             yield f"http://127.0.0.1:{port}/mcp"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, 20)
 
 
 def free_port() -> int:

@@ -6,6 +6,9 @@
 # Set-up order matters: torch is installed pinned first (its local CPU wheel; an unpinned torch pulls
 # several GB of CUDA packages), then llama-cpp-python is compiled with portable CPU flags (the default
 # native build segfaults on CPUs whose AVX-512/AMX state the VM does not enable), then the project.
+# Of llama-cpp-python 0.3.36's CMake options, LLAVA_BUILD=OFF drops the multimodal `mtmd` library
+# (imported only by its vision chat handlers); llama.cpp's examples, tests, tools and server binaries
+# are already off when it is built as a subproject, and its `common` library is forced on.
 
 PYTHON ?= python3
 VENV ?= .venv

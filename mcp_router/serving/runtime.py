@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
 from mcp_router.config import TOOLS, LoadedConfig
 from mcp_router.routing import build_router
 from mcp_router.routing.features import Featurizer
@@ -15,7 +17,7 @@ from mcp_router.serving.dispatch import Arm, Dispatcher, JudgeSetup, ToolRoute
 from mcp_router.serving.planner import Planner
 from mcp_router.store import Store
 from mcp_router.store.model_log import ModelLog
-from providers import ProviderEnv, create_adapter
+from providers import Adapter, ProviderEnv, create_adapter
 from providers.http import new_client
 from providers.retrieve.collections import CollectionLibrary
 from providers.retrieve.embedder import load_model
@@ -30,6 +32,7 @@ class Runtime:
     env: ProviderEnv
     dispatcher: Dispatcher
     planner: Planner | None  # MTRouter's model choice for llm_complete; None when disabled
+    _warm_up: WarmUp | None = None
 
     def warm_up(self) -> None:
         """Load models and build indexes in one background thread, retrieval first, so the tools that
@@ -39,13 +42,16 @@ class Runtime:
             for tool in ("retrieve", "llm_complete", "search")
             for arm in self.dispatcher.routes[tool].arms.values()
         ]
-        threading.Thread(target=_prepare_all, args=(arms,), name="arm-warm-up", daemon=True).start()
+        self._warm_up = WarmUp(arms)
+        self._warm_up.start()
 
     @property
     def collections(self) -> CollectionLibrary:
         return self.env.collections
 
     async def aclose(self) -> None:
+        if self._warm_up is not None:  # a process must not exit while a thread is inside llama.cpp
+            await anyio.to_thread.run_sync(self._warm_up.stop)
         self.dispatcher.close()
         for route in self.dispatcher.routes.values():
             for arm in route.arms.values():
@@ -54,13 +60,35 @@ class Runtime:
         self.store.close()
 
 
-def _prepare_all(arms: list[Arm]) -> None:
-    for arm in arms:
-        try:
-            arm.adapter.prepare()
-        except Exception:  # a warm-up failure is the first call's to report, with its own error
-            log.warning("warm-up of %s failed", arm.name, exc_info=True)
-        arm.warmed = True
+class WarmUp:
+    """The start-up thread that runs every arm's `prepare`, one after another. `stop` lets the load
+    under way finish and skips the rest: shutdown never leaves a thread inside a model load."""
+
+    def __init__(self, arms: list[Arm]) -> None:
+        self.arms = arms
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="arm-warm-up", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        for arm in self.arms:  # nothing to load: warm from the start
+            arm.warmed = type(arm.adapter).prepare is Adapter.prepare
+        for arm in self.arms:
+            if arm.warmed:
+                continue
+            if self._stopping.is_set():
+                return
+            try:
+                arm.adapter.prepare()
+            except Exception:  # a warm-up failure is the first call's to report, with its own error
+                log.warning("warm-up of %s failed", arm.name, exc_info=True)
+            arm.warmed = True
 
 
 def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]:

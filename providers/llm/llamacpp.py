@@ -7,7 +7,6 @@ thread-safe, so each has its own lock, and generation runs in a worker thread to
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib.util
 import os
 import threading
@@ -17,7 +16,7 @@ from typing import Any
 import anyio
 
 from providers.base import Adapter
-from providers.errors import BadRequest, BadResponse, Unavailable
+from providers.errors import BadRequest, BadResponse, ProviderError, Unavailable
 from providers.llm.cost import completion_cost
 from providers.types import Completion, CompletionRequest, Usage
 
@@ -84,6 +83,10 @@ def _free_models() -> None:
 class LlamaCppChat(Adapter[CompletionRequest, Completion]):
     tool = "llm_complete"
     type = "llamacpp"
+    # the model's key in `_models` once loaded (by `prepare` or the first call); not the model itself,
+    # so `_free_models` stays the only owner and frees it before interpreter shutdown
+    _key: tuple[str, int, int] | None = None
+    _unloadable = False  # `prepare` failed: calls report why instead of being passed over
 
     def model_path(self) -> str:
         explicit = self.spec.options.get("model_path")
@@ -108,35 +111,32 @@ class LlamaCppChat(Adapter[CompletionRequest, Completion]):
         packaged = PACKAGED_MODELS.get(self.spec.model or "")
         return str(self.spec.options.get("prompt_format", packaged[1] if packaged else "chat"))
 
-    def _key(self) -> tuple[str, int, int]:
-        return (
-            self.model_path(),
-            int(self.spec.options.get("n_ctx", 2048)),
-            int(self.spec.options.get("n_threads", 2)),
-        )
-
     def ready(self, request: CompletionRequest) -> bool:
-        try:
-            return self._key() in _models
-        except Unavailable:  # no model file: calling reports why, promptly
-            return True
+        # a model that cannot load is "ready" to say so: the call reports why, promptly
+        return self._unloadable or (self._key is not None and self._key in _models)
 
     def prepare(self) -> None:
-        with contextlib.suppress(Unavailable):  # reported by the first call that needs it
+        try:
             self._model()
+        except ProviderError:  # reported by the first call that needs it
+            self._unloadable = True
 
     def _model(self) -> _LoadedModel:
-        path = self.model_path()
-        try:
-            return _loaded(
-                path, int(self.spec.options.get("n_ctx", 2048)), int(self.spec.options.get("n_threads", 2))
+        if self._key is None:
+            path = self.model_path()
+            self._key = (
+                path,
+                int(self.spec.options.get("n_ctx", 2048)),
+                int(self.spec.options.get("n_threads", 2)),
             )
+        try:
+            return _loaded(*self._key)
         except ImportError:
             raise Unavailable(
                 self.name, "llama-cpp-python is not installed: pip install 'mcp-router[local]'"
             ) from None
         except (ValueError, RuntimeError) as exc:
-            raise Unavailable(self.name, f"cannot load {Path(path).name}: {exc}") from None
+            raise Unavailable(self.name, f"cannot load {Path(self._key[0]).name}: {exc}") from None
 
     def _generate(self, request: CompletionRequest) -> Any:
         model = self._model()

@@ -85,11 +85,13 @@ class Planner:
         def decide(remaining: float | None) -> ModelDecision:
             return self.router.decide(messages, request.max_tokens, remaining, task, state.last_model)
 
-        remaining = None if budget is None else budget - spent - self._reserved[session]
+        remaining = self._remaining(session, budget, spent)
         try:
             if self.router.embeds:  # a checkpoint embeds the history: milliseconds, in a thread
                 decision = await anyio.to_thread.run_sync(decide, remaining)
-                remaining = None if budget is None else budget - spent - self._reserved[session]
+                # other turns of the session may have spent or reserved meanwhile: check again, now
+                spent = state.spent_usd
+                remaining = self._remaining(session, budget, spent)
                 decision = self._still_affordable(decision, remaining) or decide(remaining)
             else:
                 decision = decide(remaining)
@@ -115,6 +117,9 @@ class Planner:
             self._reserved[session] -= reservation
             if self._reserved[session] <= 1e-15:
                 del self._reserved[session]
+
+    def _remaining(self, session: str, budget: float | None, spent: float) -> float | None:
+        return None if budget is None else budget - spent - self._reserved.get(session, 0.0)
 
     @staticmethod
     def _still_affordable(decision: ModelDecision, remaining: float | None) -> ModelDecision | None:

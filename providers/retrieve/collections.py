@@ -7,6 +7,8 @@ share one copy of the passages.
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -100,8 +102,7 @@ class Collection:
         documents = self.documents
         with self._lock:
             if self._bm25 is None:
-                import bm25s
-
+                bm25s = import_bm25s()
                 index = bm25s.BM25()
                 if documents:
                     corpus = [d.text for d in documents]
@@ -123,6 +124,16 @@ class Collection:
 
                 self._vectors = embed([d.text for d in documents])
             return self._vectors
+
+
+@functools.cache
+def import_bm25s() -> Any:
+    """bm25s, imported on first use. It sets its own logger to DEBUG when imported, which put a
+    "Building index" line on every host's log; its warnings and errors still come through."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 class CollectionLibrary:

@@ -11,7 +11,7 @@ import numpy as np
 from providers.base import Adapter
 from providers.errors import BadRequest
 from providers.retrieve import embedder
-from providers.retrieve.collections import Collection
+from providers.retrieve.collections import Collection, import_bm25s
 from providers.types import Passage, RetrieveRequest
 
 RRF_K = 60
@@ -19,8 +19,7 @@ RRF_K = 60
 
 def bm25_ranking(collection: Collection, query: str, depth: int) -> list[tuple[int, float]]:
     """(document index, BM25 score) best first; empty when the query has no indexable term."""
-    import bm25s
-
+    bm25s = import_bm25s()
     n = len(collection.documents)
     tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
     if n == 0 or not tokens.ids or not tokens.ids[0]:

@@ -110,7 +110,7 @@ async def test_the_wal_is_checkpointed_by_the_writer_not_by_a_call(tmp_path: Pat
             i += 1
             await writer.submit(lambda db, i=i: Store.write_call(db, record(f"call_{i}")))
     wal_pages = (tmp_path / "r.db-wal").stat().st_size / 4096
-    assert writer.commits > 1000 and wal_pages < 2100
+    assert writer.commits > 400 and wal_pages < 2100  # 400 commits write ~3,000 pages unbounded
     writer.close()
     store.close()
 

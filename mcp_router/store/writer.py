@@ -52,9 +52,8 @@ class WriterClosed(RuntimeError):
 
 
 class GroupWriter:
-    def __init__(self, store: Store, max_batch: int = 256, wal_limit_pages: int = WAL_LIMIT_PAGES) -> None:
+    def __init__(self, store: Store, wal_limit_pages: int = WAL_LIMIT_PAGES) -> None:
         self.store = store
-        self.max_batch = max_batch
         self.wal_limit_pages = wal_limit_pages
         self._wal = Path(f"{store.path}-wal")
         self._pending: list[Item] = []  # submitted in this turn of the loop, not yet committed
@@ -126,9 +125,7 @@ class GroupWriter:
             if outcomes is not None:
                 self.on_loop += 1
                 self._resolve(batch, outcomes)
-                if not self._truncating and self._wal_pages() > self.wal_limit_pages:
-                    self._truncating = True  # the thread truncates: it may wait on readers and fsyncs
-                    self._queue.put(_TRUNCATE)
+                self._bound_wal()
                 return
         self._queued += 1
         self._queue.put(batch)
@@ -207,8 +204,14 @@ class GroupWriter:
             if loop is not None:
                 with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
                     loop.call_soon_threadsafe(self._resolved_by_thread, batch, outcomes)
-            if self._wal_pages() > self.wal_limit_pages:
-                self._truncate()
+            self._bound_wal()
+
+    def _bound_wal(self) -> None:
+        """After a commit, on either thread: past the limit, the writer thread truncates the WAL next
+        (it may wait on readers, and it fsyncs, so never on the loop)."""
+        if not self._truncating and self._wal_pages() > self.wal_limit_pages:
+            self._truncating = True
+            self._queue.put(_TRUNCATE)
 
     def _truncate(self) -> None:
         try:

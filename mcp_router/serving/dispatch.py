@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from mcp_router.feedback.queue import JudgeQueue
 from mcp_router.routing import Decision, Outcome, RouteContext, Router
 from mcp_router.routing.features import Featurizer
 from mcp_router.serving.errors import DispatchError
+from mcp_router.serving.recent import Recent
 from mcp_router.store import AttemptRecord, CallRecord, GroupWriter, QualityObs, StepRecord, Store
 from providers import Adapter, ProviderError, RateLimited
 from providers.types import CompletionRequest
@@ -151,7 +151,7 @@ class Dispatcher:
         self.judge = judge
         self.judge_queue = JudgeQueue(self._run_judge, judge.queue_size, judge.timeout_s) if judge else None
         # session -> (call_id, status, last user message) of its newest llm_complete call in this process
-        self._last_turn: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
+        self._last_turn: Recent[str, tuple[str, str, str]] = Recent(SESSIONS_REMEMBERED)
         for route in routes.values():
             self._replay(route)
 
@@ -354,14 +354,7 @@ class Dispatcher:
         if record.tool != "llm_complete" or not record.session_id:
             return
         status = "ok" if record.served_by else "failed"
-        self._last_turn[record.session_id] = (
-            record.call_id,
-            status,
-            record.request.get("last_user", ""),
-        )
-        self._last_turn.move_to_end(record.session_id)
-        while len(self._last_turn) > SESSIONS_REMEMBERED:
-            self._last_turn.popitem(last=False)
+        self._last_turn.put(record.session_id, (record.call_id, status, record.request.get("last_user", "")))
 
     async def session_turn(self, session_id: str, last_user: str) -> None:
         """Implicit feedback on the session's previous answer from the user's next message. The

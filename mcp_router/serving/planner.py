@@ -11,7 +11,7 @@ event loop as the admission check on priors, so two concurrent turns cannot both
 from __future__ import annotations
 
 import secrets
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ import anyio
 
 from mcp_router.routing.mtrouter.router import ModelDecision, ModelRouter, NoModelAdmissible
 from mcp_router.serving.errors import BudgetExhausted
+from mcp_router.serving.recent import Recent
 from mcp_router.store import StepRecord
 from mcp_router.store.model_log import ModelLog
 from providers.types import CompletionRequest
@@ -56,7 +57,7 @@ class Planner:
         self.log = log
         self.default_budget_usd = default_budget_usd
         self._reserved: defaultdict[str, float] = defaultdict(float)
-        self._sessions: OrderedDict[str, SessionState] = OrderedDict()
+        self._sessions: Recent[str, SessionState] = Recent(SESSIONS_REMEMBERED)
         self._current = anyio.Event()  # set once the promoted checkpoint (if any) has been loaded
 
     async def keep_current(self, interval_s: float = CHECKPOINT_POLL_S) -> None:
@@ -101,7 +102,7 @@ class Planner:
                 f"no model can serve this call{detail}: {exc}. Raise budget_usd, shorten the "
                 "conversation, lower max_tokens, or start a new session"
             ) from None
-        reservation = max(a.est_cost_usd for a in decision.admission.allowed.values())
+        reservation = _worst_case(decision)
         self._reserved[session] += reservation
 
         def settle(cost_usd: float, served_model: str | None) -> None:
@@ -125,19 +126,15 @@ class Planner:
     def _still_affordable(decision: ModelDecision, remaining: float | None) -> ModelDecision | None:
         """A decision taken in a thread, kept only if what it admitted still fits the remainder now
         (another turn of the session may have reserved in the meantime)."""
-        worst = max(a.est_cost_usd for a in decision.admission.allowed.values())
-        return decision if remaining is None or worst <= remaining + 1e-12 else None
+        return decision if remaining is None or _worst_case(decision) <= remaining + 1e-12 else None
 
     async def _session(self, session_id: str | None, budget_usd: float | None) -> SessionState:
         if session_id is None:
             return SessionState(budget_usd or self.default_budget_usd, 0.0, None)
         state = self._sessions.get(session_id)
         if state is None:
-            state = await anyio.to_thread.run_sync(self._load_session, session_id)
-            state = self._sessions.setdefault(session_id, state)  # a concurrent first turn may have won
-            while len(self._sessions) > SESSIONS_REMEMBERED:
-                self._sessions.popitem(last=False)
-        self._sessions.move_to_end(session_id)
+            loaded = await anyio.to_thread.run_sync(self._load_session, session_id)
+            state = self._sessions.setdefault(session_id, loaded)
         if budget_usd:
             state.budget_usd = budget_usd
         return state
@@ -199,3 +196,9 @@ class Planner:
             remaining_usd=remaining,
             settle=settle,
         )
+
+
+def _worst_case(decision: ModelDecision) -> float:
+    """What a call may cost at most: the dearest admitted model at its clamped max_tokens. A call in
+    flight reserves this much of its session's budget."""
+    return max(a.est_cost_usd for a in decision.admission.allowed.values())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,12 @@ RATE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
 )
 PROGRESS_INTERVAL_S = 1.0
+
+
+async def _json_in_thread(read: Callable[..., Any], *args: Any) -> str:
+    """A resource's view, read in a worker thread (it queries SQLite, which may wait on another
+    process's write lock: never on the event loop), as indented JSON."""
+    return json.dumps(await anyio.to_thread.run_sync(read, *args), indent=2)
 
 
 def _fallbacks(served: Served) -> list[str]:
@@ -308,8 +314,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
     )
     async def stats_all() -> str:
         rt = runtime()
-        stats = await anyio.to_thread.run_sync(all_stats, rt.store, rt.dispatcher.routes)
-        return json.dumps(stats, indent=2)
+        return await _json_in_thread(all_stats, rt.store, rt.dispatcher.routes)
 
     @mcp.resource(
         "router://stats/{tool}",
@@ -322,8 +327,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
         rt = runtime()
         if tool not in rt.dispatcher.routes:
             raise ResourceNotFoundError(f"unknown tool {tool!r}; use one of: {', '.join(TOOLS)}")
-        stats = await anyio.to_thread.run_sync(tool_stats, rt.store, rt.dispatcher.routes[tool])
-        return json.dumps(stats, indent=2)
+        return await _json_in_thread(tool_stats, rt.store, rt.dispatcher.routes[tool])
 
     @mcp.resource(
         "router://calls/recent",
@@ -334,8 +338,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
     )
     async def recent_calls() -> str:
         rt = runtime()
-        calls = await anyio.to_thread.run_sync(rt.store.recent_calls, 20)
-        return json.dumps({"calls": calls}, indent=2)
+        return await _json_in_thread(lambda: {"calls": rt.store.recent_calls(20)})
 
     @mcp.resource(
         "router://models",
@@ -347,8 +350,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
     )
     async def models_resource() -> str:
         rt = runtime()
-        view = await anyio.to_thread.run_sync(models_view, rt.loaded.config, rt.store, rt.planner)
-        return json.dumps(view, indent=2)
+        return await _json_in_thread(models_view, rt.loaded.config, rt.store, rt.planner)
 
     @mcp.resource(
         "router://config",

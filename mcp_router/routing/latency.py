@@ -13,12 +13,10 @@ class LatencyWindow:
     def __init__(self, window: int = 100, window_age_s: float = 300.0, fallback: int = 10) -> None:
         self.window, self.window_age_s, self.fallback = window, window_age_s, fallback
         self.samples: deque[tuple[float, float]] = deque(maxlen=window)
-        self._values: deque[float] = deque(maxlen=window)
-        self._sum: float | None = 0.0
+        self._sum: float | None = 0.0  # of the window's latencies; None after an add
 
     def add(self, latency_s: float, now: float) -> None:
         self.samples.append((now, latency_s))
-        self._values.append(latency_s)
         self._sum = None
 
     def mean(self, now: float) -> float | None:
@@ -27,8 +25,8 @@ class LatencyWindow:
             return None
         if self.samples[0][0] >= now - self.window_age_s:
             if self._sum is None:
-                self._sum = sum(self._values)
-            return self._sum / len(self._values)
+                self._sum = sum(x for _, x in self.samples)
+            return self._sum / len(self.samples)
         recent = [x for t, x in self.samples if t >= now - self.window_age_s]
         if not recent:
             recent = [x for _, x in list(self.samples)[-self.fallback :]]

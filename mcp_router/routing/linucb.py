@@ -7,7 +7,6 @@ updates to bound floating-point drift.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 
 import numpy as np
@@ -92,12 +91,6 @@ class SlidingLinUCB:
             self._solved = (a_inv @ self.b, a_inv)
         return self._solved
 
-    def predict(self, x: np.ndarray, now: float) -> tuple[float, float]:
-        """(û, w): the clipped mean estimate in [0, 1] and the confidence width sqrt(xᵀA⁻¹x)."""
-        theta, a_inv = self.solved(now)
-        u = min(max(float(x @ theta), 0.0), 1.0)
-        return u, math.sqrt(max(float(x @ a_inv @ x), 0.0))
-
 
 class StackedHeads:
     """Every eligible arm's (θ, A⁻¹) stacked, so one decision scores all arms in two matrix products
@@ -109,7 +102,7 @@ class StackedHeads:
         self._a_inv = np.zeros((0, 0, 0))
 
     def predict(self, heads: list[SlidingLinUCB], x: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
-        """(û, w) per head, as in `SlidingLinUCB.predict`."""
+        """Per head, (û, w): the mean estimate clipped to [0, 1] and the confidence width sqrt(xᵀA⁻¹x)."""
         solved = [head.solved(now) for head in heads]
         key = tuple((id(head), head.version) for head in heads)
         if key != self._key:

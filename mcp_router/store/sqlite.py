@@ -12,7 +12,7 @@ import math
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 import sqlite_utils
 
 SCHEMA_VERSION = 2
+BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's write lock
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,10 @@ class CallRecord:
     @property
     def latency_s(self) -> float:
         return sum(a.latency_s for a in self.attempts)
+
+
+class StoreBusy(sqlite3.OperationalError):
+    """Another connection holds the write lock, and the caller chose not to wait for it."""
 
 
 class UnknownCall(LookupError):
@@ -272,10 +277,12 @@ class Store:
         self.on_disk = str(path) != ":memory:"
         if self.on_disk:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0, isolation_level=None)
+        conn = sqlite3.connect(
+            str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
-        self.db.execute("PRAGMA busy_timeout = 10000")
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.db.execute("PRAGMA foreign_keys = ON")
         if self.on_disk:
             self.db.enable_wal()
@@ -288,16 +295,30 @@ class Store:
         return self._lock
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """BEGIN IMMEDIATE takes the write lock up front, so two processes never interleave a write."""
+    def transaction(self, wait: bool = True) -> Iterator[sqlite_utils.Database]:
+        """BEGIN IMMEDIATE takes the write lock up front, so two processes never interleave a write.
+        Without `wait`, `StoreBusy` (and nothing written) when another connection holds that lock."""
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
+            self._begin(wait)
             try:
                 yield self.db
+                self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                with suppress(sqlite3.Error):  # a failed COMMIT may already have ended it
+                    self.db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
+
+    def _begin(self, wait: bool) -> None:
+        if wait:
+            self.db.execute("BEGIN IMMEDIATE")
+            return
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy(str(exc)) from None
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def schema_version(self) -> int:
         with self._lock:

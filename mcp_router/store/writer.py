@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from mcp_router.store.sqlite import Store
+from mcp_router.store.sqlite import BUSY_TIMEOUT_MS, Store, StoreBusy
 
 log = logging.getLogger("mcp_router.store")
 T = TypeVar("T")
@@ -44,7 +44,6 @@ _STOP = object()
 _TRUNCATE = object()
 CHECKPOINT_EVERY_S = 1.0
 WAL_LIMIT_PAGES = 16_384  # 64 MB of 4 KiB pages, about 2,000 calls written with no pause
-BUSY_TIMEOUT_MS = 10_000  # what the writer thread waits for another process's write lock
 
 
 class WriterClosed(RuntimeError):
@@ -148,24 +147,12 @@ class GroupWriter:
     def _commit(self, batch: list[Item], wait: bool = True) -> list[tuple[bool, Any]] | None:
         """Run the batch in one transaction. Without `wait`, None when another connection holds the
         write lock (nothing has been written then)."""
-        db = self.store.db
         try:
-            if not wait:
-                db.execute("PRAGMA busy_timeout = 0")
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError:
-                if wait:
-                    raise
-                return None
-            finally:
-                if not wait:
-                    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            outcomes = self._run_items(db, batch)
-            db.execute("COMMIT")
+            with self.store.transaction(wait=wait) as db:
+                outcomes = self._run_items(db, batch)
+        except StoreBusy:
+            return None
         except Exception as exc:  # the transaction itself failed: nothing of this batch is stored
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
             log.exception("store: a group commit of %d writes failed", len(batch))
             return [(False, exc)] * len(batch)
         self.commits += 1
@@ -229,7 +216,7 @@ class GroupWriter:
             return 0.0
 
     def _checkpoint(self) -> None:
-        conn = sqlite3.connect(str(self.store.path), timeout=10.0, isolation_level=None)
+        conn = sqlite3.connect(str(self.store.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
             while not self._stopped.wait(CHECKPOINT_EVERY_S):
                 try:

@@ -25,6 +25,17 @@ def _quiet_environment() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def _count(text: str) -> int:
+    """A whole number ≥ 0, or an argparse error that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of queries (0 for all), not {text!r}")
+    return value
+
+
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: $MCP_ROUTER_CONFIG, else built-in)")
     parser.add_argument("--db", help="SQLite database file (default: $MCP_ROUTER_DB, config, user data dir)")
@@ -76,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, default=None, help="worker processes (default min(2, cores))")
     bench.add_argument(
         "--sample",
-        type=int,
+        type=_count,
         default=0,
         metavar="N",
         help="retrieval/judge: a smoke run on N SciFact queries and a small corpus slice (default: all)",

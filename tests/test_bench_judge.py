@@ -212,3 +212,11 @@ def test_command_without_judges_runs_a_tiny_curve(tmp_path: Path, capsys, monkey
     assert len(set(curve["policies"]["round-robin"]["quality"])) == 1
     assert png.stat().st_size > 0
     assert "robustness" in capsys.readouterr().out
+
+
+def test_sample_must_be_a_whole_number_of_queries(capsys) -> None:
+    for bad in ("-3", "ten"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["bench", "retrieval", "--sample", bad])
+        assert "expected a whole number of queries (0 for all)" in capsys.readouterr().err
+    assert build_parser().parse_args(["bench", "retrieval", "--sample", "40"]).sample == 40

@@ -12,8 +12,11 @@ unless it brings its own health logic.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 import numpy as np
@@ -85,6 +88,39 @@ class Router(ABC):
     def arm_states(self, now: float, inflight: Mapping[str, int]) -> dict[str, dict[str, Any]]:
         """Per-arm router state for `router://stats/{tool}`: guards, and what the policy adds."""
         return {arm: {"guards": guard} for arm, guard in self.guards.state(now, inflight).items()}
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        """What the router has learned, not how it is configured: `set_state` on a router of the same
+        `fingerprint` restores it exactly."""
+        return {"decisions": self.decisions, "guards": self.guards.get_state(), **self._learned()}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.decisions = int(state["decisions"])
+        self.guards.set_state(state["guards"])
+        self._restore(state)
+
+    def fingerprint(self) -> str:
+        """A digest of the configuration a state is valid for: policy, arms, parameters, seed."""
+        config = {
+            "policy": self.name,
+            "arms": self.arms,
+            "capacity": self.capacity,
+            "guards": asdict(self.guards.params),
+            "seed": self.seed,
+            **self._config(),
+        }
+        return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _learned(self) -> dict[str, Any]:
+        return {}
+
+    def _restore(self, state: Mapping[str, Any]) -> None:  # noqa: B027
+        """Subclasses restore what `_learned` returned."""
+
+    def _config(self) -> dict[str, Any]:
+        return {}
 
 
 def cyclic_order(arms: Sequence[str], eligible: Sequence[str], start: int) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,17 @@ class LatencyGreedyRouter(Router):
     def observe(self, outcome: Outcome) -> None:
         super().observe(outcome)
         self.latency[outcome.arm].add(outcome.latency_s, outcome.now)
+
+    def _learned(self) -> dict[str, Any]:
+        return {"latency": {a: w.get_state() for a, w in self.latency.items()}}
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        for arm, window in state["latency"].items():
+            self.latency[arm].set_state(window)
+
+    def _config(self) -> dict[str, Any]:
+        window = next(iter(self.latency.values()), None)
+        return {"window": (window.window, window.window_age_s) if window else None}
 
 
 class SWUCBRouter(Router):
@@ -108,6 +119,17 @@ class SWUCBRouter(Router):
         tau_t = self.pending_tau[arm].popleft() if self.pending_tau[arm] else 0.0
         self.pulls.append((arm, self.alpha * reward - (1.0 - self.alpha) * tau_t))
 
+    def _learned(self) -> dict[str, Any]:
+        return {"pulls": self.pulls, "pending_tau": self.pending_tau}
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        self.pulls = deque(state["pulls"], maxlen=self.pulls.maxlen)
+        for arm, pending in state["pending_tau"].items():
+            self.pending_tau[arm] = deque(pending)
+
+    def _config(self) -> dict[str, Any]:
+        return {"sw": [self.l_ref_s, self.alpha, self.xi, self.bound, self.pulls.maxlen]}
+
 
 class CooldownRouter(Router):
     """Gateway-style reactive cooldown, quality-blind: uniform random among arms not cooling down.
@@ -165,3 +187,14 @@ class CooldownRouter(Router):
             if len(window) >= self.failures:
                 self.until[arm] = max(self.until[arm], now + self.cooldown_s)
                 window.clear()
+
+    def _learned(self) -> dict[str, Any]:
+        return {"until": self.until, "recent_failures": self.recent_failures}
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        self.until.update(state["until"])
+        for arm, window in state["recent_failures"].items():
+            self.recent_failures[arm] = deque(window)
+
+    def _config(self) -> dict[str, Any]:
+        return {"cooldown": [self.cooldown_s, self.failures, self.failure_window_s]}

@@ -158,6 +158,19 @@ class Guards:
         h.slow_until = now + h.slow_backoff_s
         h.slow_probe = True
 
+    def get_state(self) -> dict[str, Any]:
+        """Each arm's health as a replay of its outcomes leaves it: a probe is pending only between a
+        live dispatch and its outcome, which no replay sees."""
+        return {
+            arm: {**{f.name: getattr(h, f.name) for f in fields(h)}, "probe_pending": False}
+            for arm, h in self.health.items()
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        for arm, values in state.items():
+            if arm in self.health:
+                self.health[arm] = ArmHealth(**{**values, "latencies": deque(values["latencies"])})
+
     def state(self, now: float, inflight: Mapping[str, int]) -> dict[str, dict[str, Any]]:
         return {
             arm: {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 
 class LatencyWindow:
@@ -17,6 +18,13 @@ class LatencyWindow:
 
     def add(self, latency_s: float, now: float) -> None:
         self.samples.append((now, latency_s))
+        self._sum = None
+
+    def get_state(self) -> dict[str, Any]:
+        return {"samples": self.samples}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.samples = deque(state["samples"], maxlen=self.window)
         self._sum = None
 
     def mean(self, now: float) -> float | None:

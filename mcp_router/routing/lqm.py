@@ -15,7 +15,7 @@ the benchmark compares exactly the combination rule.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -116,7 +116,7 @@ class LQMRouter(Router):
                 "beta": p.alpha * width,
                 "tau_s": tau,
                 "tau_tilde": tau_t,
-                "n": self.heads[arm].n,
+                "n": self.heads[arm].count(now),
             }
         u_max = max(u_all.tolist(), default=0.0)
         for part in parts.values():
@@ -132,7 +132,7 @@ class LQMRouter(Router):
         ranked = sorted(
             eligible, key=lambda a: (-parts[a]["V"], -parts[a]["u_hat"], parts[a]["tau_s"], tiebreak[a])
         )
-        cold = [a for a in eligible if self.heads[a].n < p.n_min]
+        cold = [a for a in eligible if self.heads[a].count(context.now) < p.n_min]
         policy = self.name
         if cold:
             first = cyclic_order(self.arms, cold, self.decisions)[0]
@@ -159,6 +159,21 @@ class LQMRouter(Router):
     def forget_quality(self, arm: str, x: np.ndarray | None, reward: float, ts: float) -> None:
         x = x if x is not None else bias_vector(self.dim)
         self.heads[arm].remove(ts, x, float(np.clip(reward, 0.0, 1.0)))
+
+    def _learned(self) -> dict[str, Any]:
+        return {
+            "heads": {a: h.get_state() for a, h in self.heads.items()},
+            "latency": {a: w.get_state() for a, w in self.latency.items()},
+        }
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        for arm, head in state["heads"].items():
+            self.heads[arm].set_state(head)
+        for arm, window in state["latency"].items():
+            self.latency[arm].set_state(window)
+
+    def _config(self) -> dict[str, Any]:
+        return {"params": asdict(self.params), "dim": self.dim}
 
     def arm_states(self, now: float, inflight: Mapping[str, int]) -> dict[str, dict[str, Any]]:
         """Guards plus the score decomposition for a context-free request (bias features only)."""

@@ -38,7 +38,10 @@ def _count(text: str) -> int:
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: $MCP_ROUTER_CONFIG, else built-in)")
-    parser.add_argument("--db", help="SQLite database file (default: $MCP_ROUTER_DB, config, user data dir)")
+    parser.add_argument(
+        "--db",
+        help="SQLite database file or postgresql:// URL (default: $MCP_ROUTER_DB, config, user data dir)",
+    )
     parser.add_argument(
         "--docs",
         action="append",
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
 
         runtime = open_runtime(loaded, database)
         try:
-            print(f"database: {database}")
+            print(f"database: {runtime.store.display}")
             print(stats_table(all_stats(runtime.store, runtime.dispatcher.routes)))
         finally:
             anyio.run(runtime.aclose)

@@ -410,8 +410,11 @@ class LoadedConfig:
     def collection_folders(self) -> list[tuple[str, Path]]:
         return [(name, resolve_folder(c.path, self.base_dir)) for name, c in self.config.collections.items()]
 
-    def database_path(self, override: str | None = None) -> Path:
+    def database_path(self, override: str | None = None) -> Path | str:
+        """A SQLite file's path, or a `postgresql://` URL as given (a URL is not a path)."""
         chosen = override or os.environ.get(DB_ENV) or self.config.database
+        if chosen and "://" in chosen:
+            return chosen
         return Path(chosen).expanduser() if chosen else default_data_dir() / "router.db"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mcp_router.config import LoadedConfig
+from mcp_router.config import LoadedConfig, default_data_dir
 from mcp_router.routing.mtrouter.pool import ModelSpec
 from mcp_router.routing.mtrouter.router import build_encoder, observation
 from mcp_router.routing.mtrouter.targets import AECConfig, EpisodeStep, episode_targets
@@ -120,7 +120,7 @@ def checkpoint_mse(checkpoint: Any, data: Any, pool: Sequence[str]) -> float:
 
 
 def train_from_db(
-    loaded: LoadedConfig, database: Path, *, force: bool = False, seed: int = 0
+    loaded: LoadedConfig, database: Path | str, *, force: bool = False, seed: int = 0
 ) -> dict[str, Any]:
     """Train, register and (if it passes the gate) promote a checkpoint; returns what happened."""
     from mcp_router.routing.mtrouter.train import TrainConfig, fit
@@ -137,8 +137,8 @@ def train_from_db(
         episodes = episodes_from_steps(rows, names)
         if not episodes:
             raise NothingToTrain(
-                f"{database} has {len(rows)} llm_complete steps and none is rated yet; rate answers with "
-                "`feedback` (or enable the judge) before training"
+                f"{store.display} has {len(rows)} llm_complete steps and none is rated yet; rate "
+                "answers with `feedback` (or enable the judge) before training"
             )
         train_eps, held_eps = holdout_split(episodes, seed)
         c_bar = float(np.mean([e.cost_usd for e in train_eps]))
@@ -155,7 +155,7 @@ def train_from_db(
             init=current
             if current is not None and current.meta.get("encoder_id") == encoder.encoder_id
             else None,
-            extra_meta={"watermark": max(r["step_id"] for r in rows), "source": str(database)},
+            extra_meta={"watermark": max(r["step_id"] for r in rows), "source": store.display},
         )
         held = training_set(held_eps, names, encoder, c_bar) if held_eps else None
         gate = _gate(candidate, current, held, specs, names)
@@ -228,9 +228,11 @@ def _gate(
     }
 
 
-def _checkpoint_dir(loaded: LoadedConfig, database: Path) -> Path:
+def _checkpoint_dir(loaded: LoadedConfig, database: Path | str) -> Path:
+    """The configured folder, else `checkpoints/` beside a SQLite file or in the user data dir."""
     configured = loaded.config.tool("llm_complete").mtrouter.checkpoint_dir
-    folder = Path(configured).expanduser() if configured else database.parent / "checkpoints"
+    beside = database.parent if isinstance(database, Path) else default_data_dir()
+    folder = Path(configured).expanduser() if configured else beside / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

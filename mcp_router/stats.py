@@ -53,7 +53,7 @@ def tool_stats(store: Store, route: ToolRoute) -> dict[str, Any]:
 
 def all_stats(store: Store, routes: dict[str, ToolRoute]) -> dict[str, Any]:
     return {
-        "database": str(store.path),
+        "database": store.display,
         "tools": {tool: tool_stats(store, route) for tool, route in routes.items()},
     }
 
@@ -65,10 +65,9 @@ def models_view(config: Config, store: Store, planner: Planner | None) -> dict[s
     mt = config.tool("llm_complete").mtrouter
     router = planner.router if planner else None
     steps = store.query(
-        "SELECT chosen_model, COUNT(*) AS n, ROUND(SUM(cost_usd), 8) AS cost_usd FROM llm_steps "
-        "GROUP BY chosen_model"
+        "SELECT chosen_model, COUNT(*) AS n, SUM(cost_usd) AS cost_usd FROM llm_steps GROUP BY chosen_model"
     )
-    by_model = {row["chosen_model"]: row for row in steps}
+    by_model = {row["chosen_model"]: {**row, "cost_usd": round(row["cost_usd"] or 0.0, 8)} for row in steps}
     return {
         "enabled": planner is not None,
         "lambda": mt.lambda_,

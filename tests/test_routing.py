@@ -180,53 +180,6 @@ def test_every_policy_serves_every_arm_it_must_and_is_deterministic(name: str) -
     assert set(runs[0]) == {"a", "b", "c"}
 
 
-async def _route_calls(dispatcher: Dispatcher, queries: list[str]) -> None:
-    for query in queries:
-        from providers.types import RetrieveRequest
-
-        await dispatcher.run("retrieve", RetrieveRequest(query, "notes", 2), query, {"query": query})
-
-
-@pytest.mark.anyio
-async def test_restart_on_the_same_database_gives_identical_decisions(
-    tmp_path: Path, notes_dir: Path
-) -> None:
-    clock = iter(np.arange(1_000.0, 2_000.0, 0.25))
-    env = ProviderEnv(http=new_client(), collections=CollectionLibrary([("notes", notes_dir)]))
-    featurizer = Featurizer()  # text features only: no model load needed for this test
-    loaded = load_config()
-
-    def dispatcher() -> Dispatcher:
-        arms = {
-            name: Arm(create_adapter(loaded.config.tool("retrieve").providers[i].spec(), env), 30.0)
-            for i, name in enumerate(["bm25", "dense", "hybrid"])
-            if name != "dense"
-        }
-        router = build_router("lqm", "retrieve", list(arms), l_ref_s=0.5, params={"n_min": 2})
-        route = ToolRoute("retrieve", arms, router, max_attempts=2, deadline_s=30)
-        return Dispatcher(
-            {"retrieve": route}, Store(tmp_path / "r.db"), featurizer, clock=lambda: next(clock)
-        )
-
-    first = dispatcher()
-    await _route_calls(first, ["tomatoes sun", "sourdough flour", "water", "garden"] * 3)
-    for n, obs_call in enumerate(first.store.recent_calls(5)):
-        await first.feedback(obs_call["call_id"], 0.2 * n, None)
-    second = dispatcher()
-    a, b = first.routes["retrieve"].router, second.routes["retrieve"].router
-    for arm in a.arms:
-        np.testing.assert_array_equal(a.heads[arm].A, b.heads[arm].A)
-        np.testing.assert_array_equal(a.heads[arm].b, b.heads[arm].b)
-    assert a.decisions == b.decisions
-    for query in ["tomato watering", "bread", "flour and water", "sun"]:
-        now = 5_000.0
-        x = featurizer(query)
-        da = a.rank(RouteContext("retrieve", query, now, x))
-        db = b.rank(RouteContext("retrieve", query, now, x))
-        assert (da.order, da.policy, da.scores) == (db.order, db.policy, db.scores)
-    await env.http.aclose()
-
-
 @pytest.mark.anyio
 @pytest.mark.slow
 async def test_an_arm_still_loading_is_passed_over_but_a_lone_one_is_waited_for(

@@ -39,7 +39,7 @@ FAIL = AttemptRecord("b", "unavailable", 0.1, "HTTP 503")
 def test_new_database_is_versioned_and_in_wal_mode(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     assert store.schema_version() == SCHEMA_VERSION
-    assert next(store.db.query("PRAGMA journal_mode"))["journal_mode"] == "wal"
+    assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     store.close()
     reopened = Store(tmp_path / "r.db")  # migrations do not run twice
     assert reopened.schema_version() == SCHEMA_VERSION and reopened.count("calls") == 0
@@ -140,29 +140,56 @@ def test_explicit_feedback_supersedes_judge_and_implicit_signals(tmp_path: Path)
     assert store.add_signal("call_1", 0.3, "judge", now=5.0) is None  # explicit overrides later verdicts
     state = store.arm_states("search")["a"]
     assert (state["quality_n"], state["quality_sum"]) == (1, pytest.approx(0.9))
-    kinds = [(kind, event.source, ts) for ts, kind, event in store.router_events("search", None) if kind]
-    assert kinds == [
-        (1, "judge", 2.0),
-        (1, "implicit", 3.0),
-        (1, "explicit", 4.0),
-        (2, "judge", 4.0),
-        (2, "implicit", 4.0),
+    events = [
+        (e.seq, e.kind, e.reward, e.ts) for e in store.events_after(0) if e.kind not in ("call", "attempt")
+    ]
+    assert events == [  # numbered in commit order; a forget names the reward it takes back
+        (3, "quality", 0.75, 2.0),
+        (4, "quality", 0.1, 3.0),
+        (5, "quality", 0.9, 4.0),
+        (6, "forget", 0.75, 2.0),
+        (7, "forget", 0.1, 3.0),
     ]
 
 
-def test_a_schema_1_database_gains_the_mtrouter_tables_and_keeps_its_calls(tmp_path: Path) -> None:
+def test_a_schema_2_database_is_migrated_with_its_evidence_as_events(tmp_path: Path) -> None:
+    """What an earlier mcp-router wrote (schema 2) keeps its calls, gains the event log in the order
+    the old start-up replayed it (by time, attempts before quality), and the totals that survive pruning."""
     from mcp_router.store import MIGRATIONS
+    from mcp_router.store.sqlite import SqliteConnection
 
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:  # what an earlier mcp-router wrote: schema 1 and one call
-        import sqlite_utils
-
-        db = sqlite_utils.Database(conn)
-        db["meta"].create({"key": str, "value": str}, pk="key")
+    with sqlite3.connect(path) as conn:
+        db = SqliteConnection(conn)
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
         MIGRATIONS[1](db)
-        db["meta"].insert({"key": "schema_version", "value": "1"})
-        db["calls"].insert({"call_id": "call_0000000000000001", "tool": "search", "status": "ok", "ts": 1.0})
+        MIGRATIONS[2](db)
+        db.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+        for call_id, ts in (("call_b", 2.0), ("call_a", 1.0)):
+            db.execute(
+                "INSERT INTO calls (call_id, tool, status, provider, ts, cost_usd) "
+                "VALUES (?, 'search', 'ok', 'a', ?, 0)",
+                (call_id, ts),
+            )
+            db.execute(
+                "INSERT INTO attempts (call_id, n, tool, provider, ts, status, latency_s, ts_done) "
+                "VALUES (?, 1, 'search', 'a', ?, 'ok', 0.5, ?)",
+                (call_id, ts, ts + 0.5),
+            )
+        db.execute(
+            "INSERT INTO quality_obs (tool, provider, call_id, ts, reward, source, superseded_ts) "
+            "VALUES ('search', 'a', 'call_a', 1.5, 0.25, 'judge', 3.0)"
+        )
     store = Store(path)
-    assert store.schema_version() == SCHEMA_VERSION == 2
-    assert store.count("calls") == 1
-    assert {"llm_steps", "llm_checkpoints", "embedding_cache"} <= set(store.db.table_names())
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.count("calls") == 2 and store.tool_call_count("search") == 2
+    events = [(e.kind, e.ts) for e in store.events_after(0)]
+    assert events == [
+        ("call", 1.0),
+        ("attempt", 1.5),  # call_a's attempt, stored second, comes first by time
+        ("quality", 1.5),
+        ("call", 2.0),
+        ("attempt", 2.5),
+        ("forget", 1.5),  # superseded at 3.0; names the reward's own time
+    ]
+    assert store.last_seq() == 6

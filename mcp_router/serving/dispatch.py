@@ -2,8 +2,9 @@
 failure, feed every outcome back to the router, and record everything.
 
 Whatever happens, the call and each attempt are committed to the store before the tool answers, with
-the timestamps the router saw, so a restart replays the same evidence into a fresh router and
-rebuilds exactly the state that made the decisions. Records go through the store's single writer
+the timestamps the router saw; the router learns from them once they are committed, as numbered
+events (`learning.Learning`), so every process sharing the store, and a restart, rebuilds exactly
+the state that made the decisions. Records go through the store's single writer
 (group commit); featurising and ranking take microseconds and run on the event loop, not in a thread.
 """
 
@@ -23,9 +24,10 @@ from mcp_router.feedback import implicit
 from mcp_router.feedback.inputs import judge_input
 from mcp_router.feedback.judge import JudgeInput, judge_messages, parse_verdict
 from mcp_router.feedback.queue import JudgeQueue
-from mcp_router.routing import Decision, Outcome, RouteContext, Router
+from mcp_router.routing import Decision, RouteContext, Router
 from mcp_router.routing.features import Featurizer
 from mcp_router.serving.errors import DispatchError
+from mcp_router.serving.learning import Learning
 from mcp_router.serving.recent import Recent
 from mcp_router.store import AttemptRecord, CallRecord, GroupWriter, QualityObs, StepRecord, Store
 from providers import Adapter, ProviderError, RateLimited
@@ -152,29 +154,18 @@ class Dispatcher:
         self.judge_queue = JudgeQueue(self._run_judge, judge.queue_size, judge.timeout_s) if judge else None
         # session -> (call_id, status, last user message) of its newest llm_complete call in this process
         self._last_turn: Recent[str, tuple[str, str, str]] = Recent(SESSIONS_REMEMBERED)
-        for route in routes.values():
-            self._replay(route)
+        self.learning = Learning(
+            store,
+            {tool: route.router for tool, route in routes.items()},
+            featurizer.version if featurizer else None,
+            clock,
+        )
+        self.learning.restore()
 
     def close(self) -> None:
-        """Commit what the writer holds and stop it (before the store closes)."""
+        """Commit what the writer holds and stop it (before the store closes); snapshot the routers."""
         self.writer.close()
-
-    def _replay(self, route: ToolRoute) -> None:
-        """Feed the stored evidence into the router in the order it first saw it."""
-        router = route.router
-        version = self.featurizer.version if self.featurizer else None
-        for _, kind, event in self.store.router_events(route.tool, version):
-            if event.provider not in router.arms:
-                continue
-            if kind == 0:
-                router.observe(
-                    Outcome(event.provider, event.status, event.latency_s, event.ts_done, event.retry_after)
-                )
-            elif kind == 1:
-                router.observe_quality(event.provider, event.x, event.reward, event.ts)
-            else:
-                router.forget_quality(event.provider, event.x, event.reward, event.ts)
-        router.decisions = self.store.tool_call_count(route.tool)
+        self.learning.save_snapshot()
 
     def features(self, router: Router, text: str) -> np.ndarray | None:
         if not router.uses_features or self.featurizer is None:
@@ -223,15 +214,11 @@ class Dispatcher:
                 arm_request = plan.requests[name] if plan else request
                 attempt, result = await self._attempt(arm, arm_request, min(arm.timeout_s, remaining))
                 attempts.append(attempt)
-                router.observe(
-                    Outcome(name, attempt.status, attempt.latency_s, attempt.ts_done, attempt.retry_after)
-                )
                 if attempt.status == "ok":
                     served = result
                     break
                 if decision.sample_quality:  # a sampled failure is a quality observation of 0
                     failures.append(QualityObs(tool, name, call_id, attempt.ts_done, x, 0.0, "failure"))
-                    router.observe_quality(name, x, 0.0, attempt.ts_done)
         finally:
             record = CallRecord(
                 call_id=call_id,
@@ -250,7 +237,10 @@ class Dispatcher:
                 step=_completed_step(plan, attempts, served),
             )
             with anyio.CancelScope(shield=True):  # a cancelled call is still recorded
-                await self.writer.submit(lambda db: Store.write_call(db, record))
+                events = await self.writer.submit(
+                    lambda db: Store.write_call(db, record, self.learning.origin)
+                )
+            self.learning.deliver(events)  # the router learns the outcome once it is committed
             self._remember_turn(record)
             if plan is not None:
                 plan.settle(record.cost_usd, record.step.served_model if record.step else None)
@@ -314,12 +304,11 @@ class Dispatcher:
         self, call_id: str, reward: float, source: str, cost_usd: float = 0.0
     ) -> QualityObs | None:
         now = self.clock()
-        obs = await self.writer.submit(
-            lambda db: self.store.write_signal(db, call_id, reward, source, now, cost_usd)
+        origin = self.learning.origin
+        obs, events = await self.writer.submit(
+            lambda db: self.store.write_signal(db, call_id, reward, source, now, cost_usd, origin)
         )
-        route = self.routes.get(obs.tool) if obs else None
-        if obs and route and obs.provider in route.router.arms:
-            route.router.observe_quality(obs.provider, obs.x, obs.reward, obs.ts)
+        self.learning.deliver(events)
         return obs
 
     async def _run_judge(self, job: JudgeJob) -> None:
@@ -377,13 +366,9 @@ class Dispatcher:
         """Explicit feedback: stored with the call's features, learned by its tool's router, and
         replacing any judge or implicit signal of that call."""
         now = self.clock()
-        obs, replaced = await self.writer.submit(
-            lambda db: self.store.write_feedback(db, call_id, score, "explicit", now, comment)
+        origin = self.learning.origin
+        obs, _, events = await self.writer.submit(
+            lambda db: self.store.write_feedback(db, call_id, score, "explicit", now, comment, origin)
         )
-        router = self.routes[obs.tool].router if obs.tool in self.routes else None
-        if router is not None and obs.provider in router.arms:
-            # the same order as a replay: observations before removals at the same timestamp
-            router.observe_quality(obs.provider, obs.x, obs.reward, obs.ts)
-            for old in replaced:
-                router.forget_quality(old.provider, old.x, old.reward, old.ts)
+        self.learning.deliver(events)
         return obs

@@ -1,32 +1,36 @@
 """`llm_complete`'s first step: the session's budget, MTRouter's choice of model, and the plan the
 dispatcher carries out (the chosen model's endpoints first, then fallback models).
 
-A session's budget is the `budget_usd` it last passed (or the configured default); what it has spent
-is the sum of its logged steps. Both live in memory once the process has seen the session (read from
-the database on first sight, then kept current as its calls are recorded), so planning a turn costs
-no query. Calls in flight hold a reservation of their worst-case cost, taken in the same step of the
-event loop as the admission check on priors, so two concurrent turns cannot both spend one remainder.
+A session's budget is the `budget_usd` it last passed (or the configured default); its spend is kept
+in the store's `sessions` row, updated with each recorded step. A budgeted call reserves its
+worst-case cost in the store before it runs, in a write transaction that checks the remainder
+(spend plus every unexpired reservation, from any process sharing the store): two concurrent turns,
+on one replica or several, cannot both spend one remainder. The reservation ends in the transaction
+that records the call and its cost. Calls without a budget reserve nothing and cost no query.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import anyio
 
 from mcp_router.routing.mtrouter.router import ModelDecision, ModelRouter, NoModelAdmissible
 from mcp_router.serving.errors import BudgetExhausted
 from mcp_router.serving.recent import Recent
-from mcp_router.store import StepRecord
+from mcp_router.store import GroupWriter, StepRecord, Store
 from mcp_router.store.model_log import ModelLog
 from providers.types import CompletionRequest
 
 SESSIONS_REMEMBERED = 10_000
 CHECKPOINT_POLL_S = 2.0  # how soon a checkpoint promoted by `mcp-router train` is served
+RESERVE_TRIES = 3  # decisions re-taken when other calls of the session took the remainder meanwhile
 
 
 @dataclass
@@ -52,11 +56,22 @@ class Plan:
 
 
 class Planner:
-    def __init__(self, router: ModelRouter, log: ModelLog, default_budget_usd: float | None) -> None:
+    def __init__(
+        self,
+        router: ModelRouter,
+        log: ModelLog,
+        default_budget_usd: float | None,
+        writer: GroupWriter,
+        reservation_ttl_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.router = router
         self.log = log
         self.default_budget_usd = default_budget_usd
-        self._reserved: defaultdict[str, float] = defaultdict(float)
+        self.writer = writer
+        self.reservation_ttl_s = reservation_ttl_s  # a crashed process's reservation lapses after this
+        self.clock = clock
+        self._reserved: defaultdict[str, float] = defaultdict(float)  # this process's, for a first guess
         self._sessions: Recent[str, SessionState] = Recent(SESSIONS_REMEMBERED)
         self._current = anyio.Event()  # set once the promoted checkpoint (if any) has been loaded
 
@@ -80,29 +95,33 @@ class Planner:
             await self._current.wait()
         session = session_id or "call:" + secrets.token_hex(8)  # a call without a session is its own
         state = await self._session(session_id, budget_usd)
-        budget, spent = state.budget_usd, state.spent_usd
+        budget = state.budget_usd
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
-
-        def decide(remaining: float | None) -> ModelDecision:
-            return self.router.decide(messages, request.max_tokens, remaining, task, state.last_model)
-
-        remaining = self._remaining(session, budget, spent)
-        try:
-            if self.router.embeds:  # a checkpoint embeds the history: milliseconds, in a thread
-                decision = await anyio.to_thread.run_sync(decide, remaining)
-                # other turns of the session may have spent or reserved meanwhile: check again, now
-                spent = state.spent_usd
-                remaining = self._remaining(session, budget, spent)
-                decision = self._still_affordable(decision, remaining) or decide(remaining)
-            else:
-                decision = decide(remaining)
-        except NoModelAdmissible as exc:
-            detail = "" if budget is None else f" (session spent ${spent:.6f} of ${budget:.6f})"
+        remaining = None if budget is None else budget - state.spent_usd - self._reserved.get(session, 0.0)
+        reservation_id: int | None = None
+        for _ in range(RESERVE_TRIES):
+            decision = await self._decide(messages, request, remaining, task, state)
+            reservation = _worst_case(decision)
+            if budget is None:
+                break
+            reserve = partial(
+                Store.reserve,
+                session_id=session,
+                budget_usd=budget,
+                amount_usd=reservation,
+                now=self.clock(),
+                ttl_s=self.reservation_ttl_s,
+            )
+            reservation_id, spent, held = await self.writer.submit(reserve)
+            state.spent_usd = spent
+            if reservation_id is not None:
+                break
+            remaining = budget - spent - held  # other turns (here or in another process) hold the rest
+        else:
             raise BudgetExhausted(
-                f"no model can serve this call{detail}: {exc}. Raise budget_usd, shorten the "
-                "conversation, lower max_tokens, or start a new session"
-            ) from None
-        reservation = _worst_case(decision)
+                f"the session's other calls in flight hold what is left of its budget (spent "
+                f"${state.spent_usd:.6f} of ${budget:.6f}); retry when they finish, or raise budget_usd"
+            )
         self._reserved[session] += reservation
 
         def settle(cost_usd: float, served_model: str | None) -> None:
@@ -111,7 +130,8 @@ class Planner:
             if served_model is not None:
                 state.last_model = served_model
 
-        plan = self._plan(request, decision, session, budget, spent, remaining, messages, settle)
+        plan = self._plan(request, decision, session, budget, state.spent_usd, remaining, messages, settle)
+        plan = replace(plan, step=replace(plan.step, reservation_id=reservation_id))
         try:
             yield plan
         finally:
@@ -119,14 +139,28 @@ class Planner:
             if self._reserved[session] <= 1e-15:
                 del self._reserved[session]
 
-    def _remaining(self, session: str, budget: float | None, spent: float) -> float | None:
-        return None if budget is None else budget - spent - self._reserved.get(session, 0.0)
+    async def _decide(
+        self,
+        messages: list[dict[str, str]],
+        request: CompletionRequest,
+        remaining: float | None,
+        task: str | None,
+        state: SessionState,
+    ) -> ModelDecision:
+        def decide() -> ModelDecision:
+            return self.router.decide(messages, request.max_tokens, remaining, task, state.last_model)
 
-    @staticmethod
-    def _still_affordable(decision: ModelDecision, remaining: float | None) -> ModelDecision | None:
-        """A decision taken in a thread, kept only if what it admitted still fits the remainder now
-        (another turn of the session may have reserved in the meantime)."""
-        return decision if remaining is None or _worst_case(decision) <= remaining + 1e-12 else None
+        try:
+            if self.router.embeds:  # a checkpoint embeds the history: milliseconds, in a thread
+                return await anyio.to_thread.run_sync(decide)
+            return decide()
+        except NoModelAdmissible as exc:
+            budget = state.budget_usd
+            detail = "" if budget is None else f" (session spent ${state.spent_usd:.6f} of ${budget:.6f})"
+            raise BudgetExhausted(
+                f"no model can serve this call{detail}: {exc}. Raise budget_usd, shorten the "
+                "conversation, lower max_tokens, or start a new session"
+            ) from None
 
     async def _session(self, session_id: str | None, budget_usd: float | None) -> SessionState:
         if session_id is None:
@@ -140,8 +174,9 @@ class Planner:
         return state
 
     def _load_session(self, session_id: str) -> SessionState:
-        budget = self.log.session_budget(session_id) or self.default_budget_usd
-        return SessionState(budget, self.log.session_spend(session_id), self.log.last_model(session_id))
+        row = self.log.store.session(session_id) or {}
+        budget = row.get("budget_usd") or self.default_budget_usd
+        return SessionState(budget, float(row.get("spent_usd") or 0.0), row.get("last_model"))
 
     def _plan(
         self,

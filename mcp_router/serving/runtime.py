@@ -127,14 +127,13 @@ def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]
     return routes
 
 
-def open_runtime(loaded: LoadedConfig, database: Path) -> Runtime:
+def open_runtime(loaded: LoadedConfig, database: Path | str) -> Runtime:
     env = ProviderEnv(http=new_client(), collections=CollectionLibrary(loaded.collection_folders()))
     store = Store(database)
     routes = build_routes(loaded, env)
     dispatcher = Dispatcher(routes, store, Featurizer.default(), judge=judge_setup(loaded, routes))
-    return Runtime(
-        loaded=loaded, store=store, env=env, dispatcher=dispatcher, planner=model_planner(loaded, store)
-    )
+    planner = model_planner(loaded, store, dispatcher)
+    return Runtime(loaded=loaded, store=store, env=env, dispatcher=dispatcher, planner=planner)
 
 
 def model_params(loaded: LoadedConfig) -> ModelParams:
@@ -151,17 +150,27 @@ def model_params(loaded: LoadedConfig) -> ModelParams:
     )
 
 
-def model_planner(loaded: LoadedConfig, store: Store) -> Planner | None:
+def model_router(loaded: LoadedConfig, store: Store) -> ModelRouter | None:
+    """MTRouter over the serving pool, with the database as checkpoint registry and embedding cache;
+    None when it is disabled or no model can serve."""
     mt = loaded.config.tool("llm_complete").mtrouter
     pool = loaded.config.serving_pool()
     if not mt.enabled or not pool:
         return None
     model_log = ModelLog(store)
-    router = ModelRouter(
+    return ModelRouter(
         pool, model_params(loaded), promoted=model_log.promoted, cache=model_log, minilm=load_model
     )
-    log.info("llm_complete: MTRouter over models %s", [m.name for m in pool])
-    return Planner(router, model_log, mt.default_budget_usd)
+
+
+def model_planner(loaded: LoadedConfig, store: Store, dispatcher: Dispatcher) -> Planner | None:
+    router = model_router(loaded, store)
+    if router is None:
+        return None
+    log.info("llm_complete: MTRouter over models %s", [m.name for m in router.pool])
+    mt = loaded.config.tool("llm_complete").mtrouter
+    deadline_s = dispatcher.routes["llm_complete"].deadline_s
+    return Planner(router, ModelLog(store), mt.default_budget_usd, dispatcher.writer, 2 * deadline_s + 60.0)
 
 
 def judge_setup(loaded: LoadedConfig, routes: dict[str, ToolRoute]) -> JudgeSetup | None:

@@ -145,7 +145,7 @@ class Progress:
                 task.cancel()
 
 
-def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
+def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
     holder: dict[str, Runtime] = {}
 
     def runtime() -> Runtime:
@@ -161,6 +161,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
         holder["rt"] = rt
         try:
             async with anyio.create_task_group() as background:
+                background.start_soon(rt.dispatcher.learning.follow)
                 if rt.dispatcher.judge_queue is not None:
                     background.start_soon(rt.dispatcher.judge_queue.serve)
                 if rt.planner is not None:
@@ -364,7 +365,7 @@ def create_server(loaded: LoadedConfig, database: Path) -> MCPServer:
         return json.dumps(
             {
                 "source": rt.loaded.source,
-                "database": str(rt.store.path),
+                "database": rt.store.display,
                 "collections": {n: str(p) for n, p in rt.loaded.collection_folders()},
                 "config": rt.loaded.config.redacted(),
             },

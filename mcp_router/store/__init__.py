@@ -1,21 +1,24 @@
 """Router persistence: the only package that writes SQL.
 
-`sqlite.Store` is the database (calls, attempts, quality signals, MTRouter's steps), `writer.GroupWriter`
-the single writer that commits concurrent calls together, `model_log.ModelLog` MTRouter's queries.
+`store.Store` is the database (calls, attempts, quality signals, router events and snapshots,
+sessions, MTRouter's steps) on a backend chosen by where it is: `sqlite.SqliteBackend` for a path,
+`postgres.PostgresBackend` for a `postgresql://` URL. `schema` holds the migrations both share,
+`writer.GroupWriter` the single writer that commits concurrent calls together, and `model_log.ModelLog`
+MTRouter's queries.
 """
 
-from mcp_router.store.sqlite import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
+from mcp_router.store.records import (
     AttemptRecord,
     CallRecord,
     DuplicateFeedback,
+    Event,
     QualityObs,
     StepRecord,
-    Store,
+    StoreBusy,
     UnknownCall,
-    p95,
 )
+from mcp_router.store.schema import MIGRATIONS, SCHEMA_VERSION
+from mcp_router.store.store import Store, is_postgres_url, p95
 from mcp_router.store.writer import GroupWriter
 
 __all__ = [
@@ -24,10 +27,13 @@ __all__ = [
     "AttemptRecord",
     "CallRecord",
     "DuplicateFeedback",
+    "Event",
     "GroupWriter",
     "QualityObs",
     "StepRecord",
     "Store",
+    "StoreBusy",
     "UnknownCall",
+    "is_postgres_url",
     "p95",
 ]

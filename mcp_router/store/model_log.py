@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from mcp_router.store.sqlite import Store
+from mcp_router.store.store import Store
 
 # The outcome of a call: its newest quality signal still in force. Explicit feedback has already
 # superseded any judge or implicit signal of the same call; failed attempts are not outcomes of a step.
 _OUTCOMES = """
-    SELECT call_id, reward, source, ts, MAX(id) AS obs_id FROM quality_obs
-    WHERE superseded_ts IS NULL AND source != 'failure' GROUP BY call_id
+    SELECT q.call_id, q.reward, q.source, q.ts, q.id AS obs_id FROM quality_obs q
+    WHERE q.id IN (SELECT MAX(id) FROM quality_obs
+                   WHERE superseded_ts IS NULL AND source != 'failure' GROUP BY call_id)
 """
 
 
@@ -29,35 +30,11 @@ class ModelLog:
 
     # -- sessions ---------------------------------------------------------------------------------
 
-    def session_spend(self, session_id: str) -> float:
-        rows = self.store.query(
-            "SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM llm_steps WHERE session_id = ?", [session_id]
-        )
-        return float(rows[0]["spent"])
-
-    def session_budget(self, session_id: str) -> float | None:
-        """The budget the session was last given; later calls may omit it."""
-        rows = self.store.query(
-            "SELECT budget_usd FROM llm_steps WHERE session_id = ? AND budget_usd IS NOT NULL "
-            "ORDER BY step_id DESC LIMIT 1",
-            [session_id],
-        )
-        return float(rows[0]["budget_usd"]) if rows else None
-
-    def last_model(self, session_id: str) -> str | None:
-        rows = self.store.query(
-            "SELECT served_model FROM llm_steps WHERE session_id = ? AND served_model IS NOT NULL "
-            "ORDER BY step_id DESC LIMIT 1",
-            [session_id],
-        )
-        return rows[0]["served_model"] if rows else None
-
     def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Spend per session, most recent first."""
+        """Spend per session, most recent first (kept when old steps are pruned)."""
         return self.store.query(
-            "SELECT session_id, COUNT(*) AS steps, ROUND(SUM(cost_usd), 8) AS spent_usd, "
-            "MAX(budget_usd) AS budget_usd, MAX(ts) AS last_ts FROM llm_steps "
-            "GROUP BY session_id ORDER BY last_ts DESC LIMIT ?",
+            "SELECT session_id, steps, spent_usd, budget_usd, updated_at AS last_ts FROM sessions "
+            "ORDER BY updated_at DESC LIMIT ?",
             [limit],
         )
 
@@ -78,13 +55,15 @@ class ModelLog:
 
     def register_checkpoint(self, row: Mapping[str, Any]) -> None:
         with self.store.transaction() as db:
-            db["llm_checkpoints"].insert(
-                {
-                    **row,
-                    "pool": json.dumps(row["pool"]),
-                    "meta": json.dumps(row["meta"]),
-                    "validation": json.dumps(row["validation"]),
-                }
+            values = {
+                **row,
+                "pool": json.dumps(row["pool"]),
+                "meta": json.dumps(row["meta"]),
+                "validation": json.dumps(row["validation"]),
+            }
+            db.execute(
+                f"INSERT INTO llm_checkpoints ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                list(values.values()),
             )
 
     def promote(self, checkpoint_id: str) -> None:
@@ -105,7 +84,7 @@ class ModelLog:
         rows = self.checkpoints(where="status = 'promoted'", limit=1)
         return rows[0] if rows else None
 
-    def checkpoints(self, where: str = "1", limit: int = 10) -> list[dict[str, Any]]:
+    def checkpoints(self, where: str = "TRUE", limit: int = 10) -> list[dict[str, Any]]:
         rows = self.store.query(
             f"SELECT * FROM llm_checkpoints WHERE {where} ORDER BY created_at DESC LIMIT ?", [limit]
         )
@@ -133,15 +112,10 @@ class ModelLog:
         if not items:
             return
         with self.store.transaction() as db:
-            db["embedding_cache"].upsert_all(
-                [
-                    {
-                        "embedder_id": embedder_id,
-                        "text_hash": digest,
-                        "dim": int(vec.shape[0]),
-                        "vec": np.asarray(vec, dtype="<f4").tobytes(),
-                    }
-                    for digest, vec in items.items()
-                ],
-                pk=("embedder_id", "text_hash"),
-            )
+            for digest, vec in items.items():
+                db.execute(
+                    "INSERT INTO embedding_cache (embedder_id, text_hash, dim, vec) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (embedder_id, text_hash) DO UPDATE SET "
+                    "dim = excluded.dim, vec = excluded.vec",
+                    (embedder_id, digest, int(vec.shape[0]), np.asarray(vec, dtype="<f4").tobytes()),
+                )

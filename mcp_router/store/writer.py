@@ -32,13 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlite_utils
-
-from mcp_router.store.sqlite import BUSY_TIMEOUT_MS, Store, StoreBusy
+from mcp_router.store.records import StoreBusy
+from mcp_router.store.schema import Connection
+from mcp_router.store.sqlite import BUSY_TIMEOUT_MS
+from mcp_router.store.store import Store
 
 log = logging.getLogger("mcp_router.store")
 T = TypeVar("T")
-Work = Callable[[sqlite_utils.Database], Any]
+Work = Callable[[Connection], Any]
 Item = tuple[Work, "asyncio.Future[Any]"]
 _STOP = object()
 _TRUNCATE = object()
@@ -54,7 +55,7 @@ class GroupWriter:
     def __init__(self, store: Store, wal_limit_pages: int = WAL_LIMIT_PAGES) -> None:
         self.store = store
         self.wal_limit_pages = wal_limit_pages
-        self._wal = Path(f"{store.path}-wal")
+        self._wal = Path(f"{store.path}-wal") if store.path else None
         self._pending: list[Item] = []  # submitted in this turn of the loop, not yet committed
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued = 0  # batches handed to the thread and not yet resolved (owned by the loop)
@@ -79,7 +80,7 @@ class GroupWriter:
                 )
                 self._checkpointer.start()
 
-    async def submit(self, work: Callable[[sqlite_utils.Database], T]) -> T:
+    async def submit(self, work: Callable[[Connection], T]) -> T:
         """Run `work(db)` inside the next group transaction; returns once that transaction committed.
         Its exception (if any) is raised here, and its changes alone are rolled back."""
         if self._closed:
@@ -116,7 +117,11 @@ class GroupWriter:
         batch, self._pending = self._pending, []
         if not batch:
             return
-        if self._queued == 0 and self.store.lock.acquire(blocking=False):
+        if (
+            self._queued == 0
+            and self.store.backend.commits_on_loop
+            and self.store.lock.acquire(blocking=False)
+        ):
             try:
                 outcomes = self._commit(batch, wait=False)
             finally:
@@ -160,18 +165,18 @@ class GroupWriter:
         return outcomes
 
     @staticmethod
-    def _run_items(db: sqlite_utils.Database, batch: list[Item]) -> list[tuple[bool, Any]]:
+    def _run_items(db: Connection, batch: list[Item]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         for work, _ in batch:
             db.execute("SAVEPOINT item")
             try:
                 result = work(db)
             except Exception as exc:
-                db.execute("ROLLBACK TO item")
-                db.execute("RELEASE item")
+                db.execute("ROLLBACK TO SAVEPOINT item")
+                db.execute("RELEASE SAVEPOINT item")
                 outcomes.append((False, exc))
             else:
-                db.execute("RELEASE item")
+                db.execute("RELEASE SAVEPOINT item")
                 outcomes.append((True, result))
         return outcomes
 

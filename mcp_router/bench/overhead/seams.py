@@ -44,10 +44,10 @@ def promote_checkpoint(db: Path, row: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def server_model_router(config: Path, db: Path) -> Iterator[Any]:
-    """The `ModelRouter` the server builds (`runtime.model_planner`): its pool, parameters, MiniLM
+    """The `ModelRouter` the server builds (`runtime.model_router`): its pool, parameters, MiniLM
     loader, and its database as checkpoint registry and embedding cache."""
     with open_store(db) as store:
-        planner = runtime.model_planner(load_config(config), store)
-        if planner is None:
+        router = runtime.model_router(load_config(config), store)
+        if router is None:
             raise RuntimeError("the bench config has no MTRouter pool")
-        yield planner.router
+        yield router

@@ -4,12 +4,8 @@ router knows within a couple of seconds, each event counted once."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +14,7 @@ import pytest
 from mcp import Client
 
 from tests.conftest import wiki_provider
-from tests.providers_support import free_port
+from tests.http_support import serve_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 PROPAGATION_BOUND_S = 2.0
@@ -55,33 +51,6 @@ enabled = false
 """
 
 
-@contextmanager
-def http_server(config: Path, db: Path, log: Path) -> Iterator[str]:
-    port = free_port()
-    out = open(log, "w")  # noqa: SIM115 - closed in finally
-    argv = ["serve", "--config", str(config), "--db", str(db), "--transport", "http", "--port", str(port)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mcp_router", *argv],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "HTTP server did not start"
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        out.close()
-
-
 async def router_state(client: Client) -> dict[str, Any]:
     """Per arm: the score decomposition (û, width, β, τ, τ̃, n, m, V) of the router in that process."""
     stats = json.loads((await client.read_resource("router://stats/search")).contents[0].text)
@@ -95,8 +64,8 @@ async def test_what_one_process_learns_reaches_the_other_within_two_seconds(
     config.write_text(shared_config(wiki_url, notes_dir))
     db = tmp_path / "shared.db"
     with ExitStack() as stack:
-        url_a = stack.enter_context(http_server(config, db, tmp_path / "a.log"))
-        url_b = stack.enter_context(http_server(config, db, tmp_path / "b.log"))
+        url_a = stack.enter_context(serve_http(config, db, tmp_path / "a.log")).url
+        url_b = stack.enter_context(serve_http(config, db, tmp_path / "b.log")).url
         async with Client(url_a, cache=None) as a, Client(url_b, cache=None) as b:
             before = await router_state(b)
             assert all(s["n"] == 0 for s in before.values())

@@ -20,7 +20,6 @@ from mcp_router.routing.mtrouter.embed import (
     HistoryEncoder,
     MemoryCache,
     MiniLMEmbedder,
-    SqliteCache,
     encoder_from_id,
     text_hash,
 )
@@ -30,6 +29,7 @@ from mcp_router.routing.mtrouter.history import (
     render_split,
     truncate_to_tokens,
 )
+from mcp_router.store.embedding_file import SqliteCache
 from providers.retrieve.embedder import load_model
 
 

@@ -140,13 +140,20 @@ class Learning:
             with anyio.move_on_after(interval_s):
                 await self._wake.wait()
             self._wake = anyio.Event()
-            while True:
-                page = await anyio.to_thread.run_sync(self.store.events_after, self.last_seq, PAGE)
-                self.catch_up(page)
-                if len(page) < PAGE:
-                    break
+            try:
+                await self._tail()
+            except Exception as exc:  # the database is unreachable for a moment: serve on, try again
+                log.warning("router events not read: %s", exc)
+                continue
             if self._snapshot_due():
                 await anyio.to_thread.run_sync(self._save, self.snapshot_rows(), self.last_seq)
+
+    async def _tail(self) -> None:
+        while True:
+            page = await anyio.to_thread.run_sync(self.store.events_after, self.last_seq, PAGE)
+            self.catch_up(page)
+            if len(page) < PAGE:
+                return
 
     # -- snapshots -------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ import functools
 import hashlib
 import itertools
 import logging
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -200,66 +199,6 @@ class MemoryCache:
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-class SqliteCache:
-    """Embeddings in their own SQLite file (table `embedding_cache`, reference §11.7), WAL mode so a
-    benchmark and a server can read it at once; reopening an existing file keeps its rows."""
-
-    _CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
-
-    def __init__(self, path: Path) -> None:
-        import sqlite_utils
-
-        path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
-        self._db.enable_wal()
-        self._db["embedding_cache"].create(
-            {"embedder_id": str, "text_hash": str, "dim": int, "vec": bytes},
-            pk=("embedder_id", "text_hash"),
-            not_null={"embedder_id", "text_hash", "dim", "vec"},
-            if_not_exists=True,
-        )
-
-    def get_many(self, embedder_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(hashes))
-        with self._lock:
-            for start in range(0, len(unique), self._CHUNK):
-                chunk = unique[start : start + self._CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT text_hash, dim, vec FROM embedding_cache WHERE embedder_id = ? "
-                    f"AND text_hash IN ({marks})",
-                    [embedder_id, *chunk],
-                ).fetchall()
-                for h, dim, blob in rows:
-                    vector = np.frombuffer(blob, dtype=np.float32)
-                    if vector.shape != (dim,):
-                        raise ValueError(
-                            f"{self.path}: cached vector {h} has {vector.size} values, expected {dim}"
-                        )
-                    found[h] = vector.copy()
-        return found
-
-    def put_many(self, embedder_id: str, items: Mapping[str, np.ndarray]) -> None:
-        rows = [
-            {
-                "embedder_id": embedder_id,
-                "text_hash": h,
-                "dim": int(np.asarray(v).size),
-                "vec": np.asarray(v, dtype=np.float32).tobytes(),
-            }
-            for h, v in items.items()
-        ]
-        with self._lock:
-            self._db["embedding_cache"].insert_all(rows, replace=True)
-
-    def close(self) -> None:
-        self._db.conn.close()
 
 
 class HistoryEncoder:

@@ -32,13 +32,13 @@ from mcp_router.routing.mtrouter.embed import (
     HashingEmbedder,
     HistoryEncoder,
     MiniLMEmbedder,
-    SqliteCache,
     encoder_from_id,
     require_loader,
 )
 from mcp_router.routing.mtrouter.pool import ModelSpec, load_models_file
 from mcp_router.routing.mtrouter.targets import AECConfig, EpisodeStep, episode_targets
 from mcp_router.routing.mtrouter.train import TrainConfig, TrainingSet, fit, split_by_episode
+from mcp_router.store.embedding_file import SqliteCache
 
 log = logging.getLogger(__name__)
 

@@ -126,3 +126,28 @@ async def test_two_dispatchers_on_one_database_fold_each_event_once(make: Callab
     assert snapshot["decisions"] == a.store.tool_call_count("retrieve") == 9
     # live decision counters: each counts its own draws and the other's committed calls
     assert a.routes["retrieve"].router.decisions == b.routes["retrieve"].router.decisions == 9
+
+
+@pytest.mark.anyio
+async def test_a_running_server_snapshots_in_the_background(
+    make: Callable[[], Dispatcher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tail saves a snapshot on its own (every minute by default), so a restart after `kill -9`
+    folds only what came after it."""
+    import anyio
+
+    from mcp_router.serving import learning
+
+    monkeypatch.setattr(learning, "SNAPSHOT_EVERY_S", 0.0)
+    running = make()
+    await route(running, ["tomatoes sun", "sourdough flour"] * 2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(running.learning.follow, 0.01)
+        with anyio.fail_after(5):
+            while not running.store.query("SELECT 1 FROM router_snapshots"):
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    await route(running, ["garden"])  # after the snapshot; never shut down cleanly
+    restarted = make()
+    assert restarted.learning.folded == 2  # the last call: its decision and its one attempt
+    assert state(restarted) == state(running)

@@ -48,8 +48,13 @@ def unpack(value: Any) -> Any:
     return {k: unpack(v) for k, v in value.items()}
 
 
+def encode(packed: Any) -> bytes:
+    """`pack`ed state as bytes: the slow half, which may run in a thread (it reads only its copy)."""
+    return zlib.compress(json.dumps(packed, separators=(",", ":")).encode(), 1)
+
+
 def dumps(state: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(pack(state), separators=(",", ":")).encode(), 6)
+    return encode(pack(state))
 
 
 def loads(blob: bytes) -> dict[str, Any]:

@@ -16,11 +16,12 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import anyio
 
 from mcp_router.routing import Outcome, Router
-from mcp_router.routing.state import dumps, loads
+from mcp_router.routing.state import encode, loads, pack
 from mcp_router.store import Event, Store
 
 log = logging.getLogger("mcp_router.learning")
@@ -145,8 +146,10 @@ class Learning:
             except Exception as exc:  # the database is unreachable for a moment: serve on, try again
                 log.warning("router events not read: %s", exc)
                 continue
-            if self._snapshot_due():
-                await anyio.to_thread.run_sync(self._save, self.snapshot_rows(), self.last_seq)
+            if self._snapshot_due():  # copied on the loop (milliseconds), encoded and saved in a thread
+                packed, seq = self._packed(), self.last_seq
+                rows = await anyio.to_thread.run_sync(self._encode, packed)
+                await anyio.to_thread.run_sync(self._save, rows, seq)
 
     async def _tail(self) -> None:
         while True:
@@ -163,14 +166,22 @@ class Learning:
             return False
         return behind >= SNAPSHOT_EVERY_EVENTS or time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_S
 
-    def snapshot_rows(self) -> list[tuple[str, str, int, bytes]]:
-        """Every router's state at `last_seq`, taken on the loop (where the routers live)."""
-        rows = []
+    def _packed(self) -> list[tuple[str, str, int, Any]]:
+        """Every router's state at `last_seq`, copied on the loop (where the routers change)."""
+        packed = []
         for tool, router in self.routers.items():
             state = router.get_state()
             state["decisions"] = self._committed_calls[tool]
-            rows.append((tool, self.fingerprint(router), self.last_seq, dumps(state)))
-        return rows
+            packed.append((tool, self.fingerprint(router), self.last_seq, pack(state)))
+        return packed
+
+    @staticmethod
+    def _encode(packed: list[tuple[str, str, int, Any]]) -> list[tuple[str, str, int, bytes]]:
+        return [(tool, fingerprint, seq, encode(state)) for tool, fingerprint, seq, state in packed]
+
+    def snapshot_rows(self) -> list[tuple[str, str, int, bytes]]:
+        """Every router's state at `last_seq`, as a snapshot stores it."""
+        return self._encode(self._packed())
 
     def _save(self, rows: list[tuple[str, str, int, bytes]], seq: int) -> None:
         try:

@@ -30,11 +30,20 @@ from providers.retrieve.embedder import load_model
 log = logging.getLogger("mcp_router.train")
 PROMOTION_TOLERANCE = 1.05  # a candidate may be at most 5 % worse than the current policy on held-out MSE
 HOLDOUT_FRACTION = 0.2
+MIN_HELD_OUT = 2  # sessions the promotion gate compares on; with fewer it refuses to judge
 KEEP_CHECKPOINTS = 5
 
 
 class NothingToTrain(Exception):
-    """The database has no rated llm_complete steps yet."""
+    """The database has too few rated llm_complete sessions to train and check a checkpoint."""
+
+
+def sessions_needed() -> int:
+    """Rated sessions needed for `MIN_HELD_OUT` of them to be held out."""
+    n = MIN_HELD_OUT
+    while max(1, round(HOLDOUT_FRACTION * n)) < MIN_HELD_OUT:
+        n += 1
+    return n
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,13 @@ def train_from_db(
                 f"{store.display} has {len(rows)} llm_complete steps and none is rated yet; rate "
                 "answers with `feedback` (or enable the judge) before training"
             )
+        needed = sessions_needed()
+        if len(episodes) < needed and not force:
+            raise NothingToTrain(
+                f"{store.display} has {len(episodes)} rated llm_complete session(s); the promotion check "
+                f"holds {MIN_HELD_OUT} out and needs {needed}: rate {needed - len(episodes)} more "
+                "session(s), or pass --force to promote without a held-out check"
+            )
         train_eps, held_eps = holdout_split(episodes, seed)
         c_bar = float(np.mean([e.cost_usd for e in train_eps]))
         encoder = build_encoder(mt.embedder, mt.packing, cache=model_log, minilm=load_model)
@@ -216,8 +232,8 @@ def _gate(
     candidate: Any, current: Any, held: Any, specs: Sequence[ModelSpec], names: Sequence[str]
 ) -> dict[str, Any]:
     """Held-out MSE of the candidate against the policy in force (the checkpoint, else the priors)."""
-    if held is None:
-        return {"passes": current is None, "reason": "no held-out session (fewer than two rated sessions)"}
+    if held is None:  # only with --force: nothing to compare on, so it never passes on its own
+        return {"passes": False, "reason": "no held-out session"}
     baseline = checkpoint_mse(current, held, names) if current is not None else prior_mse(held, specs)
     mse = checkpoint_mse(candidate, held, names)
     return {

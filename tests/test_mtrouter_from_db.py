@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,3 +77,82 @@ def test_holdout_takes_whole_sessions_and_none_from_a_single_one() -> None:
     assert len(held) == 2 and len(train) == 8
     assert not {e.session_id for e in train} & {e.session_id for e in held}
     assert holdout_split(episodes[:1], seed=3) == (episodes[:1], [])
+
+
+def _rated_sessions(db: Path, n: int) -> None:
+    """`n` one-step sessions of `small`, each rated, written through the store as the server does."""
+    from mcp_router.store import AttemptRecord, CallRecord, StepRecord, Store
+
+    store = Store(db)
+    for i in range(n):
+        step = StepRecord(
+            session_id=f"s{i}",
+            turn=0,
+            chosen_model="small",
+            propensity=0.5,
+            policy="greedy",
+            stage="prior",
+            checkpoint_id=None,
+            lam=1.0,
+            q_values={"small": 0.5, "big": 0.4},
+            excluded={},
+            history=[{"role": "user", "content": f"question {i}"}],
+            task=None,
+            obs_rules=[],
+            budget_usd=None,
+            spent_before_usd=0.0,
+            est_cost_usd=0.001,
+            max_tokens=8,
+            served_model="small",
+            prompt_tokens=5,
+            completion_tokens=3,
+        )
+        store.record_call(
+            CallRecord(
+                call_id=f"call_{i}",
+                tool="llm_complete",
+                router="lqm",
+                ts=float(i),
+                request={},
+                attempts=[AttemptRecord("small-ep", "ok", 0.1, ts_done=float(i))],
+                session_id=f"s{i}",
+                cost_usd=0.001,
+                step=step,
+            )
+        )
+        store.add_feedback(f"call_{i}", 0.8, "explicit", now=float(i) + 0.5)
+    store.close()
+
+
+def test_the_promotion_gate_refuses_without_enough_sessions_to_hold_out(tmp_path: Path) -> None:
+    """No checkpoint is promoted without a held-out comparison; too little data is refused with how
+    much more is needed (only --force overrides, and says so)."""
+    from mcp_router.config import load_config
+    from mcp_router.model_training import NothingToTrain, sessions_needed, train_from_db
+
+    config = tmp_path / "router.toml"
+    config.write_text(
+        'auto_providers = false\n[tools.llm_complete.mtrouter]\nembedder = "hashing"\n'
+        + "".join(
+            f'[[tools.llm_complete.providers]]\nname = "{m}-ep"\ntype = "openai"\nmodel = "{m}"\n'
+            f'api_key_env = "MCP_ROUTER_TEST_KEY"\nenabled = true\nquality_prior = 0.5\n'
+            for m in POOL
+        )
+    )
+    loaded = load_config(config)
+    db = tmp_path / "r.db"
+    _rated_sessions(db, 1)
+    with pytest.raises(
+        NothingToTrain, match=rf"needs {sessions_needed()}: rate {sessions_needed() - 1} more"
+    ):
+        train_from_db(loaded, db)
+    forced = train_from_db(loaded, db, force=True)
+    assert (
+        forced["promoted"]
+        and forced["forced"]
+        and forced["gate"]
+        == {
+            "passes": False,
+            "reason": "no held-out session",
+        }
+    )

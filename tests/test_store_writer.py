@@ -106,7 +106,7 @@ async def test_the_wal_is_checkpointed_by_the_writer_not_by_a_call(tmp_path: Pat
     store = Store(tmp_path / "r.db")
     writer = GroupWriter(store, wal_limit_pages=2000)
     await writer.submit(lambda db: Store.write_call(db, record("call_0")))
-    assert store.query("PRAGMA wal_autocheckpoint")[0]["wal_autocheckpoint"] == 0
+    assert store.backend.conn.query("PRAGMA wal_autocheckpoint")[0]["wal_autocheckpoint"] == 0  # the writer
     i = 0
     with anyio.move_on_after(2.5):
         while True:

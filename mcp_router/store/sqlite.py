@@ -56,12 +56,22 @@ class SqliteBackend:
             str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
         )
         self.conn = SqliteConnection(conn)
-        self.lock = threading.RLock()  # held by whoever uses the connection
+        self.lock = threading.RLock()  # held by whoever uses the writing connection
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
+        self._reader = self.conn  # a file gets a connection of its own for reads, below
+        self._read_lock = self.lock
         if self.on_disk:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # WAL readers never wait for a writer: with their own connection, a slow resource read
+            # does not hold up the commits of tool calls, nor they the read
+            reader = sqlite3.connect(
+                str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._reader = SqliteConnection(reader)
+            self._read_lock = threading.RLock()
 
     @contextmanager
     def transaction(self, wait: bool = True) -> Iterator[SqliteConnection]:
@@ -94,9 +104,16 @@ class SqliteBackend:
 
     @contextmanager
     def read(self) -> Iterator[SqliteConnection]:
+        with self._read_lock:
+            yield self._reader
+
+    def writer_pragma(self, pragma: str) -> None:
+        """A setting of the writing connection (e.g. `wal_autocheckpoint`, which is per connection)."""
         with self.lock:
-            yield self.conn
+            self.conn.execute(f"PRAGMA {pragma}")
 
     def close(self) -> None:
-        with self.lock:
+        with self.lock, self._read_lock:
             self.conn.conn.close()
+            if self._reader is not self.conn:
+                self._reader.conn.close()

@@ -74,7 +74,7 @@ class GroupWriter:
             self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
             self._thread.start()
             if self.store.on_disk:
-                self.store.query("PRAGMA wal_autocheckpoint = 0")
+                self.store.backend.writer_pragma("wal_autocheckpoint = 0")
                 self._checkpointer = threading.Thread(
                     target=self._checkpoint, name="store-checkpoint", daemon=True
                 )
@@ -207,7 +207,7 @@ class GroupWriter:
 
     def _truncate(self) -> None:
         try:
-            self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.store.backend.writer_pragma("wal_checkpoint(TRUNCATE)")  # under the lock: no commit races it
         except sqlite3.Error as exc:  # another process holds it: a later batch tries again
             log.debug("store: WAL truncation skipped: %s", exc)
         self._truncating = False

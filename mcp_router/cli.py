@@ -1,4 +1,4 @@
-"""The `mcp-router` console entry point: serve, demo, stats, doctor, bench, and the MTRouter commands.
+"""The `mcp-router` console entry point: serve, demo, stats, doctor, db, bench, and the MTRouter commands.
 
 Logging goes to stderr and is configured before anything else is imported, because on stdio the
 server's stdout is the protocol channel: one stray line there breaks every client.
@@ -11,9 +11,11 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from mcp_router import __version__
 from mcp_router.offline_cli import add_commands, run_offline
+from mcp_router.serving.network.options import add_arguments as add_http_arguments
 
 
 def _quiet_environment() -> None:
@@ -36,12 +38,31 @@ def _count(text: str) -> int:
     return value
 
 
-def _config_arguments(parser: argparse.ArgumentParser) -> None:
+def _positive(kind: type[float] | type[int]) -> Callable[[str], float | int]:
+    """A number > 0 of `kind`, or an argparse error that says so."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, not {text!r}")
+        return value
+
+    return parse
+
+
+def _database_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: $MCP_ROUTER_CONFIG, else built-in)")
     parser.add_argument(
         "--db",
         help="SQLite database file or postgresql:// URL (default: $MCP_ROUTER_DB, config, user data dir)",
     )
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    _database_arguments(parser)
     parser.add_argument(
         "--docs",
         action="append",
@@ -66,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    add_http_arguments(serve)
 
     demo = commands.add_parser("demo", help="start the server over stdio and route a few calls through it")
     _config_arguments(demo)
@@ -79,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--timeout", type=float, default=20.0, help="seconds per probe (default 20)")
 
     bench = commands.add_parser("bench", help="run a routing benchmark in simulated time (no server)")
-    bench.add_argument("name", choices=["retrieval", "qa-pool", "judge", "overhead"], help="which benchmark")
+    bench.add_argument(
+        "name", choices=["retrieval", "qa-pool", "judge", "overhead", "state"], help="which benchmark"
+    )
     bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
-    bench.add_argument("--quick", action="store_true", help="overhead: a small smoke run (CI)")
+    bench.add_argument("--quick", action="store_true", help="overhead, state: a small smoke run (CI)")
     bench.add_argument("--plot", metavar="FILE.png", help="plot quality vs latency and the lqm traffic share")
     bench.add_argument("--seeds", type=int, default=5, help="seeds (default 5)")
     bench.add_argument("--steps", type=int, default=4000, help="calls per seed (default 4000)")
@@ -108,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument(
         "--curve-seeds", type=int, default=None, help="robustness curve seeds, 0 to skip (default --seeds)"
     )
+    state = bench.add_argument_group("bench state")
+    state.add_argument(
+        "--sizes", metavar="N,...", help="recorded calls per database (default 10000,100000,1000000)"
+    )
+    state.add_argument(
+        "--backend", choices=["sqlite", "postgresql", "both"], default="both", help="(default both)"
+    )
+    state.add_argument(
+        "--generate-budget",
+        type=float,
+        metavar="S",
+        help="skip a size whose generation would take longer than S seconds (default 600)",
+    )
     train = commands.add_parser(
         "train", help="fit an MTRouter checkpoint: from the server's logs (--from-db) or a routing-data file"
     )
@@ -122,6 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="--from-db: promote even if the gate rejects it")
     train.add_argument("--seed", type=int, default=0)
     _embedding_arguments(train)
+
+    db = commands.add_parser("db", help="keep the router database bounded: prune old rows, vacuum")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    prune = db_commands.add_parser(
+        "prune", help="delete the calls (and their rows) beyond the retention policy, now"
+    )
+    _database_arguments(prune)
+    prune.add_argument(
+        "--days", type=_positive(float), help="keep calls younger than D days (default: [retention])"
+    )
+    prune.add_argument("--calls", type=_positive(int), help="keep the newest N calls (default: [retention])")
+    vacuum = db_commands.add_parser(
+        "vacuum", help="give the space of deleted rows back (SQLite: shrink the file)"
+    )
+    _database_arguments(vacuum)
+    db.set_defaults(docs=[])
 
     add_commands(commands)
     return parser
@@ -163,7 +216,15 @@ def main(argv: list[str] | None = None) -> None:
 
         server = create_server(loaded, database)
         if args.transport == "http":
-            server.run("streamable-http", host=args.host, port=args.port)
+            from mcp_router.serving.network.app import serve_http
+            from mcp_router.serving.network.options import NetworkRefusal, options_from_args
+
+            try:
+                network = options_from_args(args, os.environ)
+            except NetworkRefusal as exc:
+                print(f"mcp-router serve: {exc}", file=sys.stderr)
+                raise SystemExit(2) from None
+            serve_http(server, network, log_level=args.log_level)
         else:
             server.run()
     elif args.command == "demo":
@@ -174,6 +235,10 @@ def main(argv: list[str] | None = None) -> None:
         from mcp_router.doctor import run_doctor
 
         raise SystemExit(run_doctor(loaded, probe_calls=not args.no_probe, timeout_s=args.timeout))
+    elif args.command == "db":
+        from mcp_router.commands.db import run_db
+
+        raise SystemExit(run_db(args, loaded, database))
     elif args.command == "train":
         from mcp_router.model_training import NothingToTrain, train_from_db
 

@@ -1,4 +1,5 @@
-"""One TOML file → the effective configuration: tools, their providers, collections, the database.
+"""One TOML file → the effective configuration: tools, their providers, collections, the database
+and what it keeps.
 
 With no file the built-in `default_config.toml` applies. API keys are read only from environment
 variables that the config names, so a config file can be shared and shown (`router://config`)
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mcp_router.routing import ROUTER_NAMES, LQMParams
 from mcp_router.routing.guards import GuardParams, from_mapping
 from mcp_router.routing.mtrouter.pool import ModelSpec
+from mcp_router.store.retention import RetentionPolicy
 from providers import ProviderSpec, Secret, adapter_class, known_types
 
 ToolName = Literal["search", "retrieve", "llm_complete"]
@@ -52,6 +54,8 @@ class ProviderConfig(_Strict):
     input_cost_per_token: float = Field(default=0.0, ge=0)
     output_cost_per_token: float = Field(default=0.0, ge=0)
     max_inflight: int | None = Field(default=None, ge=1)  # in-flight cap; also the router's capacity c_i
+    max_connections: int = Field(default=16, ge=1, le=1024)  # this provider's own HTTP connection pool
+    pool_timeout_s: float = Field(default=5.0, gt=0, le=600)  # wait for a free connection, then unavailable
     quality_prior: float | None = Field(default=None, ge=0, le=1)  # expected quality; picks the judge
     context_window: int | None = Field(default=None, ge=1)  # input tokens the model accepts (llm only)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -96,6 +100,8 @@ class ProviderConfig(_Strict):
             input_cost_per_token=self.input_cost_per_token,
             output_cost_per_token=self.output_cost_per_token,
             options=dict(self.options),
+            max_connections=self.max_connections,
+            pool_timeout_s=self.pool_timeout_s,
         )
 
 
@@ -129,6 +135,8 @@ class MTRouterConfig(_Strict):
     stay_bonus: float = Field(default=0.0, ge=0, le=0.1)  # favours the session's previous model
     typical_conversation_cost_usd: float = Field(default=0.002, gt=0)  # C̄₀: the prior's cost unit
     default_budget_usd: float | None = Field(default=None, gt=0)  # per session, when the call names none
+    # the operator's cap per session: a call's budget_usd may lower it, never raise it
+    max_budget_usd: float | None = Field(default=None, gt=0)
     fallback_model: str | None = None  # default: the model with the largest context window
     embedder: Literal["minilm", "hashing"] = "minilm"
     packing: Literal["split", "single"] = "split"
@@ -187,6 +195,24 @@ class JudgeConfig(_Strict):
 
 class CollectionConfig(_Strict):
     path: str
+
+
+class RetentionConfig(_Strict):
+    """What the router database keeps (`store/retention.py`); a server prunes every `prune_every_s`,
+    `mcp-router db prune` at once. Totals (router://stats, arm counters, session spend) survive."""
+
+    max_age_days: float | None = Field(default=None, gt=0)  # calls older than this go; None: any age
+    max_calls: int | None = Field(default=None, ge=1)  # only the newest N calls stay; None: any number
+    embedding_cache_rows: int = Field(default=50_000, ge=1)  # MTRouter's history embeddings kept
+    prune_every_s: float = Field(default=3600.0, gt=0)
+
+    def policy(self, max_age_days: float | None = None, max_calls: int | None = None) -> RetentionPolicy:
+        """The policy, with the limits given here (the command line's) in place of the configured."""
+        return RetentionPolicy(
+            max_age_days=self.max_age_days if max_age_days is None else max_age_days,
+            max_calls=self.max_calls if max_calls is None else max_calls,
+            embedding_cache_rows=self.embedding_cache_rows,
+        )
 
 
 # Providers that join their tool when their conventional environment variable is set, unless the
@@ -287,6 +313,7 @@ class Config(_Strict):
     collections: dict[str, CollectionConfig] = Field(default_factory=dict)
     tools: dict[ToolName, ToolConfig] = Field(default_factory=dict)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @model_validator(mode="after")
     def _add_auto_providers(self) -> Config:

@@ -15,13 +15,20 @@ if TYPE_CHECKING:
     from mcp_router.serving.planner import Planner
 
 
-def tool_stats(store: Store, route: ToolRoute) -> dict[str, Any]:
+def router_states(route: ToolRoute) -> dict[str, Any]:
+    """The router's own view of its arms. Read on the event loop, where the router changes: a worker
+    thread could see it half-updated."""
+    return route.router.arm_states(time.time(), {n: a.busy for n, a in route.arms.items()})
+
+
+def tool_stats(store: Store, route: ToolRoute, routers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Totals from the store (a worker thread may run this), merged with `routers` (`router_states`)."""
     states = store.arm_states(route.tool)
     names = list(route.arms) + [n for n in route.disabled if n not in route.arms]
     names += [n for n in states if n not in names]  # arms served earlier, no longer configured
     total_calls = store.tool_call_count(route.tool)
     attempts_total = sum(s["calls"] for s in states.values()) or 1
-    router_states = route.router.arm_states(time.time(), {n: a.inflight for n, a in route.arms.items()})
+    routers = router_states(route) if routers is None else routers
     arms: dict[str, Any] = {}
     for name in names:
         state = states.get(name, {})
@@ -42,19 +49,22 @@ def tool_stats(store: Store, route: ToolRoute) -> dict[str, Any]:
             if state.get("quality_n")
             else None,
             "quality_n": state.get("quality_n", 0),
-            "inflight": arm.inflight if arm else 0,
+            "inflight": arm.busy if arm else 0,
             "warmed_up": arm.warmed if arm else None,
-            "router": router_states.get(name),
+            "router": routers.get(name),
             "last_status": state.get("last_status"),
             "last_error": state.get("last_error"),
         }
     return {"tool": route.tool, "router": route.router.name, "calls": total_calls, "arms": arms}
 
 
-def all_stats(store: Store, routes: dict[str, ToolRoute]) -> dict[str, Any]:
+def all_stats(
+    store: Store, routes: dict[str, ToolRoute], routers: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    routers = routers or {tool: router_states(route) for tool, route in routes.items()}
     return {
         "database": store.display,
-        "tools": {tool: tool_stats(store, route) for tool, route in routes.items()},
+        "tools": {tool: tool_stats(store, route, routers[tool]) for tool, route in routes.items()},
     }
 
 
@@ -64,10 +74,7 @@ def models_view(config: Config, store: Store, planner: Planner | None) -> dict[s
     serving = {m.name: m.endpoints for m in config.serving_pool()}
     mt = config.tool("llm_complete").mtrouter
     router = planner.router if planner else None
-    steps = store.query(
-        "SELECT chosen_model, COUNT(*) AS n, SUM(cost_usd) AS cost_usd FROM llm_steps GROUP BY chosen_model"
-    )
-    by_model = {row["chosen_model"]: {**row, "cost_usd": round(row["cost_usd"] or 0.0, 8)} for row in steps}
+    by_model = model_log.usage_by_model()
     return {
         "enabled": planner is not None,
         "lambda": mt.lambda_,
@@ -75,6 +82,7 @@ def models_view(config: Config, store: Store, planner: Planner | None) -> dict[s
         "embedder": mt.embedder,
         "packing": mt.packing,
         "default_budget_usd": mt.default_budget_usd,
+        "max_budget_usd": mt.max_budget_usd,
         "pool": [
             {
                 **{k: v for k, v in asdict(m).items() if k != "endpoints"},

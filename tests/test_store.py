@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -181,7 +183,7 @@ def test_a_schema_2_database_is_migrated_with_its_evidence_as_events(tmp_path: P
             "VALUES ('search', 'a', 'call_a', 1.5, 0.25, 'judge', 3.0)"
         )
     store = Store(path)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     assert store.count("calls") == 2 and store.tool_call_count("search") == 2
     events = [(e.kind, e.ts) for e in store.events_after(0)]
     assert events == [
@@ -193,3 +195,69 @@ def test_a_schema_2_database_is_migrated_with_its_evidence_as_events(tmp_path: P
         ("forget", 1.5),  # superseded at 3.0; names the reward's own time
     ]
     assert store.last_seq() == 6
+
+
+def test_each_conversation_message_is_stored_once(tmp_path: Path) -> None:
+    """A 20-turn session stores 40 messages, not the 420 its steps' histories add up to, and
+    every step reads back the exact conversation it saw."""
+    from mcp_router.store.model_log import ModelLog
+    from tests.store_support import call
+
+    store = Store(tmp_path / "r.db")
+    conversation = [{"role": "system", "content": "Be brief."}]
+    histories = []
+    for turn in range(20):
+        conversation.append({"role": "user", "content": f"question {turn} ✓"})
+        histories.append(list(conversation))
+        step = replace(call(0).step, session_id="long", turn=turn, history=histories[-1])
+        store.record_call(replace(call(0), call_id=f"call_{turn}", ts=float(turn), step=step))
+        conversation.append({"role": "assistant", "content": f"answer {turn}"})
+    assert store.count("llm_messages") == 40  # the last answer was never part of a history
+    assert sum(len(h) for h in histories) == 420
+    stored = store.query("SELECT history FROM llm_steps ORDER BY step_id")
+    assert all(len(json.loads(s["history"])[0]) == 32 for s in stored)  # hashes, not messages
+    assert [s["history"] for s in ModelLog(store).steps_with_outcomes()] == histories
+    refs = {r["content"]: r["refs"] for r in store.query("SELECT content, refs FROM llm_messages")}
+    assert refs["Be brief."] == 20 and refs["question 19 ✓"] == 1
+    store.close()
+
+
+def test_a_schema_3_database_keeps_its_histories_and_cache(tmp_path: Path) -> None:
+    """Migration 4 moves each step's whole conversation into `llm_messages` (once per message) and
+    dates the embedding cache's existing rows as the oldest."""
+    from mcp_router.store import MIGRATIONS
+    from mcp_router.store.model_log import ModelLog
+    from mcp_router.store.sqlite import SqliteConnection
+
+    first = [{"role": "user", "content": "hi"}]
+    second = [*first, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and?"}]
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        db = SqliteConnection(conn)
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        for version in (1, 2, 3):
+            MIGRATIONS[version](db)
+        db.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+        for turn, history in enumerate((first, second, None)):
+            db.execute(
+                "INSERT INTO calls (call_id, tool, status, ts) VALUES (?, 'llm_complete', 'ok', ?)",
+                (f"call_{turn}", float(turn)),
+            )
+            db.execute(
+                "INSERT INTO llm_steps (call_id, session_id, turn, ts, chosen_model, propensity, policy, "
+                "stage, history) VALUES (?, 's', ?, ?, 'm', 1.0, 'only', 'prior', ?)",
+                (f"call_{turn}", turn, float(turn), None if history is None else json.dumps(history)),
+            )
+        db.execute("INSERT INTO embedding_cache VALUES ('emb', 'h', 2, ?)", (b"\x00" * 8,))
+    store = Store(path)
+    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert [s["history"] for s in ModelLog(store).steps_with_outcomes()] == [first, second, None]
+    assert {r["content"]: r["refs"] for r in store.query("SELECT content, refs FROM llm_messages")} == {
+        "hi": 2,
+        "hello": 1,
+        "and?": 1,
+    }
+    assert store.query("SELECT text_hash, created_at FROM embedding_cache") == [
+        {"text_hash": "h", "created_at": 0.0}
+    ]
+    store.close()

@@ -38,8 +38,10 @@ from mcp_router.store import (
     UnknownCall,
 )
 from mcp_router.store.model_log import ModelLog
+from mcp_router.store.retention import TABLES, RetentionPolicy, prune, vacuum
 from tests.pg_support import PG_PASSWORD, postgres_server
 from tests.providers_support import free_port
+from tests.store_support import T0, aggregates, build
 
 pytestmark = [
     pytest.mark.slow,
@@ -594,3 +596,36 @@ def test_two_processes_writing_at_once(pg_url: str, tmp_path: Path) -> None:
         sum(s["calls"] for t in ("search", "retrieve") for s in store.arm_states(t).values()) == 400 + 4 * 34
     )
     store.close()
+
+
+# ---------------------------------------------------------------------------------------------- retention
+
+
+def test_prune_and_vacuum_leave_the_same_rows_as_on_sqlite(pg_url: str, tmp_path: Path) -> None:
+    """Retention on both backends (batches, row-value bounds, the message references, the event
+    prefix): the same rows remain, the totals do not move, and VACUUM runs outside a transaction."""
+    results = []
+    for target in (tmp_path / "r.db", pg_url):
+        store = Store(target)
+        build(store, 900, snapshot_after=700)
+        totals = aggregates(store)
+        report = prune(store, RetentionPolicy(max_calls=300, embedding_cache_rows=100), T0 + 900, batch=100)
+        vacuum(store)
+        results.append(
+            {
+                "removed": report.removed,
+                "counts": {table: store.count(table) for table in TABLES},
+                "calls": store.query("SELECT call_id FROM calls ORDER BY ts, call_id"),
+                "events": [e.seq for e in store.events_after(0)],
+                "steps": ModelLog(store).steps_with_outcomes(),
+                "messages": store.query("SELECT * FROM llm_messages ORDER BY hash"),
+                "cache": store.query("SELECT text_hash FROM embedding_cache ORDER BY text_hash"),
+                "totals_unchanged": aggregates(store) == totals,
+            }
+        )
+        store.close()
+    expected, got = results
+    for key in expected:
+        assert got[key] == expected[key], key
+    assert got["totals_unchanged"] and got["counts"]["calls"] == 300 and got["removed"]["events"] > 0
+    assert got["steps"] and all(s["history"][0]["role"] == "system" for s in got["steps"])

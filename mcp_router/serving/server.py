@@ -8,6 +8,7 @@ a pydantic result or a `ToolError` out.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,13 +45,15 @@ from mcp_router.schemas import (
     TopK,
     UsageOut,
     WebResult,
+    unknown_arguments,
 )
 from mcp_router.serving.dispatch import Served
 from mcp_router.serving.errors import DispatchError
 from mcp_router.serving.planner import Plan
 from mcp_router.serving.runtime import Runtime, open_runtime
-from mcp_router.stats import all_stats, models_view, tool_stats
+from mcp_router.stats import all_stats, models_view, router_states, tool_stats
 from mcp_router.store import DuplicateFeedback, UnknownCall
+from mcp_router.store.retention import keep_pruned
 from providers.types import ChatMessage, CompletionRequest, RetrieveRequest, SearchRequest
 
 INSTRUCTIONS = (
@@ -105,6 +108,15 @@ def _model_choice(plan: Plan | None, cost_usd: float) -> ModelChoiceOut | None:
         stage=step.stage,
         budget_remaining_usd=remaining,
     )
+
+
+def _reject_unknown_arguments(ctx: Context, tool: Callable[..., Any]) -> None:
+    """The SDK drops arguments a tool does not take; refuse them instead, before anything is written,
+    so that a caller who wrote `top_k` for `k` learns it rather than silently getting the default."""
+    known = [name for name in inspect.signature(tool).parameters if name != "ctx"]
+    arguments = (ctx.request_context.params or {}).get("arguments") or {}
+    if error := unknown_arguments(tool.__name__, arguments, known):
+        raise ToolError(error)
 
 
 class Progress:
@@ -162,6 +174,8 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
         try:
             async with anyio.create_task_group() as background:
                 background.start_soon(rt.dispatcher.learning.follow)
+                retention = rt.loaded.config.retention
+                background.start_soon(keep_pruned, rt.store, retention.policy(), retention.prune_every_s)
                 if rt.dispatcher.judge_queue is not None:
                     background.start_soon(rt.dispatcher.judge_queue.serve)
                 if rt.planner is not None:
@@ -199,6 +213,7 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
     async def search(query: Query, ctx: Context, k: TopK = 5, freshness: Freshness = None) -> SearchOutput:
         """Search the web. Returns up to k results (title, url, snippet, source) from the provider the
         router picks; if it fails, the next provider is tried."""
+        _reject_unknown_arguments(ctx, search)
         served = await dispatch(
             "search",
             SearchRequest(query=query, k=k, freshness=freshness),
@@ -217,6 +232,7 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
     ) -> RetrieveOutput:
         """Find passages in the user's own document collections (local folders indexed by BM25 and
         dense embeddings). Returns up to k passages with id, text, score and metadata (path, title)."""
+        _reject_unknown_arguments(ctx, retrieve)
         library = runtime().collections
         name = collection or library.default
         if name is None:
@@ -251,6 +267,7 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
         the conversation so far and what the session may still spend (local models by default, hosted
         ones when their API keys are set). Pass session_id on every turn of one conversation, and
         budget_usd to cap its spending. Reports progress while it generates."""
+        _reject_unknown_arguments(ctx, llm_complete)
         rt = runtime()
         chat = tuple(ChatMessage(role=m.role, content=m.content) for m in messages)
         last_user = next(m.content for m in reversed(chat) if m.role == "user")
@@ -281,20 +298,23 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
         return CompletionOutput(
             text=done.text,
             model=done.model,
-            cost_usd=done.cost_usd,
+            cost_usd=served.cost_usd,  # charged: the reply's usage, else its worst case, plus billed failures
             finish_reason=done.finish_reason,
             usage=UsageOut(
                 prompt_tokens=done.usage.prompt_tokens, completion_tokens=done.usage.completion_tokens
             ),
-            model_choice=_model_choice(plan, done.cost_usd),
+            model_choice=_model_choice(plan, served.cost_usd),
             **_routed(served),
         )
 
     @mcp.tool(title="Rate a result", annotations=RATE)
-    async def feedback(call_id: CallId, score: Score, comment: Comment = None) -> FeedbackOutput:
+    async def feedback(
+        call_id: CallId, score: Score, ctx: Context, comment: Comment = None
+    ) -> FeedbackOutput:
         """Rate an earlier result of search, retrieve or llm_complete (0 = useless, 1 = perfect). The
         router learns from it which provider serves best; your rating replaces the automatic judge's
         for that call. Each call can be rated once."""
+        _reject_unknown_arguments(ctx, feedback)
         try:
             obs = await runtime().dispatcher.feedback(call_id, score, comment)
         except UnknownCall:
@@ -315,7 +335,9 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
     )
     async def stats_all() -> str:
         rt = runtime()
-        return await _json_in_thread(all_stats, rt.store, rt.dispatcher.routes)
+        routes = rt.dispatcher.routes
+        routers = {tool: router_states(route) for tool, route in routes.items()}
+        return await _json_in_thread(all_stats, rt.store, routes, routers)
 
     @mcp.resource(
         "router://stats/{tool}",
@@ -328,7 +350,8 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
         rt = runtime()
         if tool not in rt.dispatcher.routes:
             raise ResourceNotFoundError(f"unknown tool {tool!r}; use one of: {', '.join(TOOLS)}")
-        return await _json_in_thread(tool_stats, rt.store, rt.dispatcher.routes[tool])
+        route = rt.dispatcher.routes[tool]
+        return await _json_in_thread(tool_stats, rt.store, route, router_states(route))
 
     @mcp.resource(
         "router://calls/recent",

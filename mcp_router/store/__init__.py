@@ -3,8 +3,9 @@
 `store.Store` is the database (calls, attempts, quality signals, router events and snapshots,
 sessions, MTRouter's steps) on a backend chosen by where it is: `sqlite.SqliteBackend` for a path,
 `postgres.PostgresBackend` for a `postgresql://` URL. `schema` holds the migrations both share,
-`writer.GroupWriter` the single writer that commits concurrent calls together, and `model_log.ModelLog`
-MTRouter's queries.
+`writer.GroupWriter` the single writer that commits concurrent calls together, `model_log.ModelLog`
+MTRouter's queries (`messages` stores its conversations, each message once), and `retention` what
+the database keeps.
 """
 
 from mcp_router.store.records import (

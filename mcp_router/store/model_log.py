@@ -8,19 +8,21 @@ holds the queries the model router and its trainer need, so `store.py` stays abo
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from mcp_router.store import messages
 from mcp_router.store.store import Store
 
 # The outcome of a call: its newest quality signal still in force. Explicit feedback has already
 # superseded any judge or implicit signal of the same call; failed attempts are not outcomes of a step.
-_OUTCOMES = """
-    SELECT q.call_id, q.reward, q.source, q.ts, q.id AS obs_id FROM quality_obs q
-    WHERE q.id IN (SELECT MAX(id) FROM quality_obs
-                   WHERE superseded_ts IS NULL AND source != 'failure' GROUP BY call_id)
+# Looked up per step through idx_quality_obs_call_id, not by grouping every call's signals.
+_OUTCOME = """
+    SELECT MAX(q.id) FROM quality_obs q
+    WHERE q.call_id = s.call_id AND q.superseded_ts IS NULL AND q.source != 'failure'
 """
 
 
@@ -38,16 +40,27 @@ class ModelLog:
             [limit],
         )
 
+    def usage_by_model(self) -> dict[str, dict[str, Any]]:
+        """Steps and spend per chosen model, over the steps still stored."""
+        rows = self.store.query(
+            "SELECT chosen_model, COUNT(*) AS n, SUM(cost_usd) AS cost_usd FROM llm_steps "
+            "GROUP BY chosen_model"
+        )
+        return {r["chosen_model"]: {**r, "cost_usd": round(r["cost_usd"] or 0.0, 8)} for r in rows}
+
     # -- training data ----------------------------------------------------------------------------
 
     def steps_with_outcomes(self) -> list[dict[str, Any]]:
-        """Every step in order, with its call's outcome (None when nothing rated it) decoded."""
-        rows = self.store.query(
-            "SELECT s.*, o.reward AS outcome, o.source AS outcome_source FROM llm_steps s "
-            f"LEFT JOIN ({_OUTCOMES}) o ON o.call_id = s.call_id ORDER BY s.step_id"
-        )
+        """Every step in order, with its call's outcome (None when nothing rated it) and its
+        conversation (`history`, a message list) decoded."""
+        with self.store.backend.read() as db:
+            rows = db.query(
+                "SELECT s.*, o.reward AS outcome, o.source AS outcome_source FROM llm_steps s "
+                f"LEFT JOIN quality_obs o ON o.id = ({_OUTCOME}) ORDER BY s.step_id"
+            )
+            rows = messages.decode_histories(db, rows)
         for row in rows:
-            for key in ("q_values", "excluded", "history", "obs_rules"):
+            for key in ("q_values", "excluded", "obs_rules"):
                 row[key] = json.loads(row[key]) if row[key] else None
         return rows
 
@@ -109,13 +122,15 @@ class ModelLog:
         return found
 
     def put_many(self, embedder_id: str, items: Mapping[str, np.ndarray]) -> None:
+        """Cache these vectors; `created_at` dates them, as pruning keeps the newest rows."""
         if not items:
             return
+        now = time.time()
         with self.store.transaction() as db:
             for digest, vec in items.items():
                 db.execute(
-                    "INSERT INTO embedding_cache (embedder_id, text_hash, dim, vec) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (embedder_id, text_hash) DO UPDATE SET "
-                    "dim = excluded.dim, vec = excluded.vec",
-                    (embedder_id, digest, int(vec.shape[0]), np.asarray(vec, dtype="<f4").tobytes()),
+                    "INSERT INTO embedding_cache (embedder_id, text_hash, dim, vec, created_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (embedder_id, text_hash) DO UPDATE SET "
+                    "dim = excluded.dim, vec = excluded.vec, created_at = excluded.created_at",
+                    (embedder_id, digest, int(vec.shape[0]), np.asarray(vec, dtype="<f4").tobytes(), now),
                 )

@@ -7,8 +7,11 @@ reached in `meta`, and opening it applies the migrations it lacks in one transac
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from mcp_router.store import messages
 
 TYPES = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL", "blob": "BLOB", "int": "INTEGER"},
@@ -25,6 +28,8 @@ class Connection(Protocol):
     dialect: str
 
     def execute(self, sql: str, params: Any = ()) -> int: ...
+
+    def executemany(self, sql: str, rows: Any) -> None: ...
 
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]: ...
 
@@ -172,5 +177,45 @@ def _backfill_events(db: Connection) -> None:
     db.execute("INSERT INTO event_counter (id, seq) VALUES (1, ?)", (len(events),))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2, 3: _migration_3}
+def _migration_4(db: Connection) -> None:
+    """Retention: each conversation message stored once (steps keep their hashes), the embedding
+    cache's age (it is evicted oldest first), and indexes for the lookups pruning and readers make
+    (tests/test_store_indexes.py lists them). idx_feedback_call_id duplicated the unique
+    (call_id, source) index, and nothing looks steps up by time (pruning goes by call); calls are
+    ordered by (ts, call_id) for pruning and `recent_calls`, so that index replaces the one on ts."""
+    run(
+        db,
+        """
+        CREATE TABLE llm_messages (
+            hash TEXT PRIMARY KEY, role TEXT NOT NULL, content TEXT NOT NULL, refs {int} NOT NULL);
+        ALTER TABLE embedding_cache ADD COLUMN created_at {real};
+        UPDATE embedding_cache SET created_at = 0;
+        CREATE INDEX idx_embedding_cache_created_at ON embedding_cache (created_at);
+        CREATE INDEX idx_reservations_expires_at ON reservations (expires_at);
+        CREATE INDEX idx_sessions_updated_at ON sessions (updated_at);
+        DROP INDEX idx_feedback_call_id;
+        DROP INDEX idx_llm_steps_ts;
+        DROP INDEX idx_calls_ts;
+        CREATE INDEX idx_calls_ts_call_id ON calls (ts, call_id)
+        """,
+    )
+    last = 0
+    while page := db.query(
+        "SELECT step_id, history FROM llm_steps WHERE step_id > ? ORDER BY step_id LIMIT 1000", (last,)
+    ):
+        for row in page:
+            if row["history"]:
+                hashes = messages.hold(db, json.loads(row["history"]))
+                db.execute(
+                    "UPDATE llm_steps SET history = ? WHERE step_id = ?", (json.dumps(hashes), row["step_id"])
+                )
+        last = page[-1]["step_id"]
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _migration_1,
+    2: _migration_2,
+    3: _migration_3,
+    4: _migration_4,
+}
 SCHEMA_VERSION = max(MIGRATIONS)

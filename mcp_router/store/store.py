@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mcp_router.store import messages
 from mcp_router.store.records import (
     CallRecord,
     DuplicateFeedback,
@@ -225,10 +226,11 @@ class Store:
 
     @staticmethod
     def _write_step(db: Connection, record: CallRecord, served: str | None) -> None:
-        """The step, the session's running spend, and the end of the call's budget reservation."""
+        """The step (its conversation as message hashes, each message stored once), the session's
+        running spend, and the end of the call's budget reservation."""
         step = record.step
         assert step is not None
-        row = _step_row(record, served)
+        row = _step_row(record, served, messages.hold(db, step.history))
         db.execute(
             f"INSERT INTO llm_steps ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()),
@@ -568,7 +570,8 @@ def _quality_event(obs: QualityObs, feat_version: str | None, kind: str = "quali
     }
 
 
-def _step_row(record: CallRecord, served: str | None) -> dict[str, Any]:
+def _step_row(record: CallRecord, served: str | None, history: list[str]) -> dict[str, Any]:
+    """The `llm_steps` row of a call's step; `history` is its messages' hashes (`messages.hold`)."""
     step = record.step
     assert step is not None
     return {
@@ -585,7 +588,7 @@ def _step_row(record: CallRecord, served: str | None) -> dict[str, Any]:
         "lambda": step.lam,
         "q_values": json.dumps(step.q_values),
         "excluded": json.dumps(step.excluded),
-        "history": json.dumps(step.history),
+        "history": json.dumps(history),
         "task": step.task,
         "obs_rules": json.dumps(step.obs_rules),
         "budget_usd": step.budget_usd,

@@ -11,7 +11,6 @@ import anyio
 from mcp_router.config import TOOLS, LoadedConfig, ProviderConfig
 from mcp_router.report import table
 from providers import ProviderEnv, ProviderError, create_adapter
-from providers.http import new_client
 from providers.retrieve.collections import CollectionLibrary
 from providers.types import ChatMessage, CompletionRequest, RetrieveRequest, SearchRequest
 
@@ -47,7 +46,7 @@ async def probe(provider: ProviderConfig, tool: str, env: ProviderEnv, timeout_s
 
 
 async def diagnose(loaded: LoadedConfig, probe_calls: bool, timeout_s: float) -> list[list[str]]:
-    env = ProviderEnv(http=new_client(), collections=CollectionLibrary(loaded.collection_folders()))
+    env = ProviderEnv(collections=CollectionLibrary(loaded.collection_folders()))
     rows = []
     try:
         for tool in TOOLS:
@@ -70,7 +69,7 @@ async def diagnose(loaded: LoadedConfig, probe_calls: bool, timeout_s: float) ->
                     ]
                 )
     finally:
-        await env.http.aclose()
+        await env.aclose()
     return rows
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import httpx
 
+from providers.http import new_client
+
 if TYPE_CHECKING:
     from providers.retrieve.collections import CollectionLibrary
 
@@ -50,15 +52,39 @@ class ProviderSpec:
     input_cost_per_token: float = 0.0
     output_cost_per_token: float = 0.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    max_connections: int = 16  # the provider's own HTTP pool: a slow provider cannot starve the others
+    pool_timeout_s: float = 5.0  # waiting for a free connection of that pool, then `Unavailable`
 
 
 @dataclass
 class ProviderEnv:
-    """Resources shared by all adapters of one process: one HTTP pool, the local collections."""
+    """Resources shared by all adapters of one process: one HTTP pool per provider, the local collections.
 
-    http: httpx.AsyncClient
+    Each provider gets its own `httpx.AsyncClient` (built on first use, with the spec's
+    `max_connections`), so a provider whose connections are all held by slow calls makes only its own
+    calls wait; `aclose` closes them all. `http`, when given, is one client that every provider shares
+    instead (tests and tools that bring their own; its owner closes it): no spec's limit applies then.
+    """
+
     collections: CollectionLibrary
     user_agent: str = "mcp-router/0.1 (+https://github.com/mcp-router/mcp-router)"
+    http: httpx.AsyncClient | None = None
+    _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict, init=False, repr=False)
+
+    def client(self, spec: ProviderSpec) -> httpx.AsyncClient:
+        """The HTTP client of the provider named by `spec`: the same one for every call and adapter."""
+        if self.http is not None:
+            return self.http
+        client = self._clients.get(spec.name)
+        if client is None:
+            client = self._clients[spec.name] = new_client(spec.max_connections)
+        return client
+
+    async def aclose(self) -> None:
+        """Close every provider's client (not a shared `http`: its owner closes that)."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
 
 
 class Adapter(ABC, Generic[RequestT, ResultT]):
@@ -79,8 +105,19 @@ class Adapter(ABC, Generic[RequestT, ResultT]):
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """This provider's HTTP client, with its own connection limit (see `ProviderEnv.client`)."""
+        return self.env.client(self.spec)
+
     @abstractmethod
     async def call(self, request: RequestT) -> ResultT: ...
+
+    @property
+    def running(self) -> int:
+        """Work this provider is doing for calls, including work a cancelled call left behind (a local
+        model still reading a long prompt after its call stopped waiting). Remote providers: none."""
+        return 0
 
     def ready(self, request: RequestT) -> bool:
         """Whether `call` can serve `request` without first loading a model or building an index.

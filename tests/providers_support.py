@@ -1,19 +1,24 @@
 """Helpers for the provider adapter tests: specs, environments, recorded wire bodies, a loopback server.
 
 Nothing here replaces project code: the adapters under test are the real ones, and the network is
-replaced only by respx (recorded bodies) or by a real `python -m llama_cpp.server` on 127.0.0.1.
+replaced only by respx (recorded bodies), by a real `python -m llama_cpp.server` on 127.0.0.1, or by a
+recording loopback HTTP server (`loopback`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +50,13 @@ def make_env(
 
 @contextlib.asynccontextmanager
 async def provider_env(folders: Iterable[tuple[str, Path]] = ()) -> AsyncIterator[ProviderEnv]:
-    """A ProviderEnv with a fresh AsyncClient (closed on exit) and the given collections."""
-    async with httpx.AsyncClient(follow_redirects=True, timeout=httpx.Timeout(20.0)) as client:
-        yield make_env(client, folders)
+    """A ProviderEnv as the server builds it (one client per provider, all closed on exit) and the
+    given collections."""
+    env = ProviderEnv(collections=CollectionLibrary(folders), user_agent=USER_AGENT)
+    try:
+        yield env
+    finally:
+        await env.aclose()
 
 
 def adapter(env: ProviderEnv, type_: str, name: str | None = None, **fields: Any) -> Adapter:
@@ -151,6 +160,77 @@ def silent_listener() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
         yield sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as a loopback server received it: `target` is the path with its query string."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+    def text(self) -> str:
+        """Everything the client sent, as one string to search for a leaked secret."""
+        lines = [self.method, self.target, *(f"{k}: {v}" for k, v in self.headers.items())]
+        return "\n".join(lines) + "\n" + self.body.decode("utf-8", "replace")
+
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Loopback:
+    """A real HTTP server on 127.0.0.1: `url` is its origin, `seen` every request it received."""
+
+    url: str
+    seen: list[Seen]
+
+
+class _RecordingHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real APIs: the client's pool holds the connection
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        seen = Seen(self.command, self.path, dict(self.headers), self.rfile.read(length))
+        self.server.seen.append(seen)  # type: ignore[attr-defined]
+        status, headers, body = self.server.respond(seen)  # type: ignore[attr-defined]
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up on the request
+            pass
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def loopback(respond: Callable[[Seen], Answer]) -> Iterator[Loopback]:
+    """Serve on a free loopback port, one thread per connection; `respond` (run in that thread, so it
+    may block) answers each request after it is recorded."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHandler)
+    server.seen = []  # type: ignore[attr-defined]
+    server.respond = respond  # type: ignore[attr-defined]
+    # a short poll interval: `shutdown` waits for one, and every test starts and stops its servers
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield Loopback(f"http://127.0.0.1:{server.server_address[1]}", server.seen)  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def json_answer(body: Any, status: int = 200, content_type: str = "application/json") -> Answer:
+    return status, {"Content-Type": content_type}, json.dumps(body).encode()
 
 
 def smollm2_gguf() -> str:

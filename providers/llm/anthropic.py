@@ -52,13 +52,12 @@ class AnthropicChat(Adapter[CompletionRequest, Completion]):
             payload["system"] = "\n\n".join(system)
         base = (self.spec.base_url or DEFAULT_BASE_URL).rstrip("/").removesuffix("/v1")
         body = await request_json(
-            self.name,
-            self.env.http,
+            self.spec,
+            self.http,
             "POST",
             f"{base}/v1/messages",
             json=payload,
             headers=headers,
-            timeout=self.spec.timeout_s,
             redact=self._redact(),
         )
         return self.parse(body)

@@ -102,13 +102,12 @@ class GeminiChat(Adapter[CompletionRequest, Completion]):
                 raise RateLimited(self.name, "HTTP 429" + (f": {detail}" if detail else ""), retry_after)
 
         body = await request_json(
-            self.name,
-            self.env.http,
+            self.spec,
+            self.http,
             "POST",
             url,
             json=self.payload(request),
             headers=headers,
-            timeout=self.spec.timeout_s,
             redact=redact,
             screen=screen,
         )

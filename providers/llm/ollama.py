@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from providers.base import Adapter
-from providers.errors import BadRequest, BadResponse, Unavailable
-from providers.http import check_status, require
+from providers.errors import BadRequest, BadResponse, ProviderError, Unavailable
+from providers.http import check_status, require, send, transport_error
 from providers.llm.cost import completion_cost
 from providers.text import utf8_safe
 from providers.types import Completion, CompletionRequest, Usage
@@ -115,24 +115,32 @@ class OllamaChat(Adapter[CompletionRequest, Completion]):
             headers["Authorization"] = f"Bearer {key}"
         base = (self.spec.base_url or DEFAULT_BASE_URL).rstrip("/").removesuffix("/api")
         url = f"{base}/api/chat"
-        timeout = self.spec.timeout_s
         stream = _Stream(self)
+        failure: ProviderError | None = None
         try:
-            async with self.env.http.stream(
-                "POST", url, json=self.payload(request), headers=headers, timeout=timeout
-            ) as response:
+            response = await send(
+                self.spec,
+                self.http,
+                "POST",
+                url,
+                stream=True,
+                json=self.payload(request),
+                headers=headers,
+                redact=redact,
+            )
+            try:
                 if not 200 <= response.status_code < 300:
                     await response.aread()
                     check_status(self.name, response, redact=redact)
                 async for line in response.aiter_lines():
                     if stream.feed(line):
                         break
-        except httpx.TimeoutException:
-            raise Unavailable(self.name, f"timed out after {timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise Unavailable(
-                self.name, f"cannot reach {httpx.URL(url).host}: {type(exc).__name__}"
-            ) from None
+            finally:
+                await response.aclose()
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            failure = transport_error(self.spec, url, exc)
+        if failure is not None:  # raised outside the handler: no `__context__` holds the request
+            raise failure
         return stream.finish()
 
     def parse(self, chunks: Iterable[Any]) -> Completion:

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 
 from providers.base import Adapter
-from providers.errors import BadRequest, BadResponse, Unavailable
-from providers.http import check_status, request_json, require
+from providers.errors import BadRequest, BadResponse, ProviderError, Unavailable
+from providers.http import check_status, request_json, require, send, transport_error
 from providers.llm.cost import completion_cost
 from providers.text import utf8_safe
 from providers.types import Completion, CompletionRequest, Usage
@@ -57,13 +57,12 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
             headers["Accept"] = "text/event-stream"
             return await self._call_stream(f"{base}/chat/completions", payload, headers, request)
         body = await request_json(
-            self.name,
-            self.env.http,
+            self.spec,
+            self.http,
             "POST",
             f"{base}/chat/completions",
             json=payload,
             headers=headers,
-            timeout=self.spec.timeout_s,
             redact=(self.spec.api_key.reveal(),) if self.spec.api_key else (),
         )
         return self.parse(body)
@@ -94,12 +93,13 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
         self, url: str, payload: dict[str, Any], headers: dict[str, str], request: CompletionRequest
     ) -> Completion:
         redact = (self.spec.api_key.reveal(),) if self.spec.api_key else ()
-        timeout = self.spec.timeout_s
         lines: list[str] = []
+        failure: ProviderError | None = None
         try:
-            async with self.env.http.stream(
-                "POST", url, json=payload, headers=headers, timeout=timeout
-            ) as response:
+            response = await send(
+                self.spec, self.http, "POST", url, stream=True, json=payload, headers=headers, redact=redact
+            )
+            try:
                 if not 200 <= response.status_code < 300:
                     await response.aread()
                     check_status(self.name, response, redact=redact)
@@ -107,12 +107,12 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
                     lines.append(line)
                     if line.strip() == "data: [DONE]":
                         break
-        except httpx.TimeoutException:
-            raise Unavailable(self.name, f"timed out after {timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise Unavailable(
-                self.name, f"cannot reach {httpx.URL(url).host}: {type(exc).__name__}"
-            ) from None
+            finally:
+                await response.aclose()
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            failure = transport_error(self.spec, url, exc)
+        if failure is not None:  # raised outside the handler: no `__context__` holds the request
+            raise failure
         return self.parse_stream(lines, request)
 
     def parse_stream(self, lines: Iterable[str], request: CompletionRequest) -> Completion:

@@ -77,11 +77,10 @@ class RemoteRetriever(Adapter[RetrieveRequest, list[Passage]]):
     ) -> Any:
         all_headers = {"User-Agent": self.env.user_agent, "Accept": "application/json", **(headers or {})}
         return await request_json(
-            self.name,
-            self.env.http,
+            self.spec,
+            self.http,
             method,
             url,
-            timeout=self.spec.timeout_s,
             redact=self.secrets(),
             headers=all_headers,
             **kwargs,

@@ -84,11 +84,10 @@ class HostedSearch(Adapter[SearchRequest, list[SearchHit]]):
     async def send(self, method: str, url: str, *, redact: Sequence[str] = (), **kwargs: Any) -> Any:
         """One request → decoded JSON, or a `ProviderError`; the strings in `redact` appear in no message."""
         return await request_json(
-            self.name,
-            self.env.http,
+            self.spec,
+            self.http,
             method,
             url,
-            timeout=self.spec.timeout_s,
             redact=redact,
             screen=lambda response: self.screen(response, redact),
             **kwargs,

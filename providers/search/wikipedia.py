@@ -40,13 +40,12 @@ class WikipediaSearch(Adapter[SearchRequest, list[SearchHit]]):
             "srprop": "snippet",
         }
         body = await request_json(
-            self.name,
-            self.env.http,
+            self.spec,
+            self.http,
             "GET",
             self.endpoint,
             params=params,
             headers={"User-Agent": self.env.user_agent, "Accept": "application/json"},
-            timeout=self.spec.timeout_s,
         )
         return self.parse(body)
 

@@ -55,6 +55,12 @@ class Arm:
     def name(self) -> str:
         return self.adapter.name
 
+    @property
+    def busy(self) -> int:
+        """Calls in flight, or more while work a cancelled call left behind still occupies the
+        provider (the adapter's `running` counts the threads of calls in flight too: the larger wins)."""
+        return max(self.inflight, self.adapter.running)
+
 
 @dataclass
 class ToolRoute:
@@ -73,6 +79,7 @@ class Served:
     result: Any
     latency_s: float
     attempts: list[AttemptRecord]
+    cost_usd: float = 0.0  # what the call was charged (see `charged_cost`)
 
 
 class NoProviders(DispatchError):
@@ -135,6 +142,25 @@ def _completed_step(plan: Plan | None, attempts: list[AttemptRecord], served: An
     )
 
 
+# Failures a provider may bill: the request reached it and it may have generated (a timeout, an answer
+# that did not parse). Refusals before any work (429, 5xx, 4xx, connection errors) are not billed.
+BILLED_FAILURES = frozenset({"timeout", "bad_response"})
+
+
+def charged_cost(plan: Plan | None, attempts: list[AttemptRecord], served: Any) -> float:
+    """What the call is charged: the served reply's cost from its usage, or its model's worst case when
+    the reply reported no usage; plus the worst case of every failed attempt the provider may bill.
+    Without a plan (no budgets), just the reply's own cost."""
+    cost = float(getattr(served, "cost_usd", 0.0) or 0.0)
+    if plan is None:
+        return cost
+    if served is not None and not served.usage.prompt_tokens:  # no prompt is free: usage was missing
+        cost = plan.cost_bound[attempts[-1].provider]
+        log.warning("%s replied without usage: charged its worst case $%.6f", attempts[-1].provider, cost)
+    billed = [a for a in attempts if a.status in BILLED_FAILURES]
+    return cost + sum(plan.cost_bound[a.provider] for a in billed)
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -189,7 +215,7 @@ class Dispatcher:
         router = route.router
         x = self.features(router, text)
         started = time.monotonic()
-        inflight = {name: arm.inflight for name, arm in route.arms.items()}
+        inflight = {name: arm.busy for name, arm in route.arms.items()}
         context = RouteContext(tool=tool, text=text, now=self.clock(), x=x, inflight=inflight)
         exclude = [a for a in route.arms if a not in plan.first] if plan else []
         loading = [a for a, arm in route.arms.items() if a not in exclude and not arm.adapter.ready(request)]
@@ -233,7 +259,7 @@ class Dispatcher:
                 sampled=decision.sample_quality,
                 failure_obs=failures,
                 session_id=summary.get("session_id"),
-                cost_usd=float(getattr(served, "cost_usd", 0.0) or 0.0),
+                cost_usd=charged_cost(plan, attempts, served),
                 step=_completed_step(plan, attempts, served),
             )
             with anyio.CancelScope(shield=True):  # a cancelled call is still recorded
@@ -262,6 +288,7 @@ class Dispatcher:
             result=served,
             latency_s=record.latency_s,
             attempts=attempts,
+            cost_usd=record.cost_usd,
         )
 
     async def _attempt(self, arm: Arm, request: Any, timeout: float) -> tuple[AttemptRecord, Any]:

@@ -41,6 +41,21 @@ class SessionState:
 
 
 @dataclass(frozen=True)
+class BudgetPolicy:
+    """The operator's budgets per session: a default for calls that name none, and a cap that a
+    call's `budget_usd` may lower but never raise."""
+
+    default_usd: float | None = None
+    max_usd: float | None = None
+
+    def effective(self, requested: float | None, current: float | None) -> float | None:
+        budget = requested if requested is not None else current if current is not None else self.default_usd
+        if self.max_usd is not None:
+            budget = self.max_usd if budget is None else min(budget, self.max_usd)
+        return budget
+
+
+@dataclass(frozen=True)
 class Plan:
     """Endpoints to try in order, each with its own request (max_tokens clamped to its model's
     allowance), and the step record the dispatcher completes once the call is served. `settle`
@@ -50,6 +65,7 @@ class Plan:
     fallbacks: list[str]  # endpoints of the fallback models, in model order
     requests: dict[str, CompletionRequest]
     model_of: dict[str, str]
+    cost_bound: dict[str, float]  # per endpoint: the most its call may cost (its model's worst case)
     step: StepRecord
     remaining_usd: float | None
     settle: Callable[[float, str | None], None] = lambda cost_usd, served_model: None
@@ -60,14 +76,14 @@ class Planner:
         self,
         router: ModelRouter,
         log: ModelLog,
-        default_budget_usd: float | None,
+        budgets: BudgetPolicy,
         writer: GroupWriter,
         reservation_ttl_s: float = 300.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.router = router
         self.log = log
-        self.default_budget_usd = default_budget_usd
+        self.budgets = budgets
         self.writer = writer
         self.reservation_ttl_s = reservation_ttl_s  # a crashed process's reservation lapses after this
         self.clock = clock
@@ -164,19 +180,17 @@ class Planner:
 
     async def _session(self, session_id: str | None, budget_usd: float | None) -> SessionState:
         if session_id is None:
-            return SessionState(budget_usd or self.default_budget_usd, 0.0, None)
+            return SessionState(self.budgets.effective(budget_usd, None), 0.0, None)
         state = self._sessions.get(session_id)
         if state is None:
             loaded = await anyio.to_thread.run_sync(self._load_session, session_id)
             state = self._sessions.setdefault(session_id, loaded)
-        if budget_usd:
-            state.budget_usd = budget_usd
+        state.budget_usd = self.budgets.effective(budget_usd, state.budget_usd)
         return state
 
     def _load_session(self, session_id: str) -> SessionState:
         row = self.log.store.session(session_id) or {}
-        budget = row.get("budget_usd") or self.default_budget_usd
-        return SessionState(budget, float(row.get("spent_usd") or 0.0), row.get("last_model"))
+        return SessionState(row.get("budget_usd"), float(row.get("spent_usd") or 0.0), row.get("last_model"))
 
     def _plan(
         self,
@@ -223,6 +237,7 @@ class Planner:
             max_tokens=allowed[decision.model].max_tokens,
         )
         return Plan(
+            cost_bound={e: allowed[m].est_cost_usd for e, m in model_of.items()},
             first=first,
             fallbacks=[e for e in model_of if e not in first],
             requests=requests,

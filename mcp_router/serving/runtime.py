@@ -14,11 +14,10 @@ from mcp_router.routing import build_router
 from mcp_router.routing.features import Featurizer
 from mcp_router.routing.mtrouter.router import ModelParams, ModelRouter
 from mcp_router.serving.dispatch import Arm, Dispatcher, JudgeSetup, ToolRoute
-from mcp_router.serving.planner import Planner
+from mcp_router.serving.planner import BudgetPolicy, Planner
 from mcp_router.store import Store
 from mcp_router.store.model_log import ModelLog
 from providers import Adapter, ProviderEnv, create_adapter
-from providers.http import new_client
 from providers.retrieve.collections import CollectionLibrary
 from providers.retrieve.embedder import load_model
 
@@ -56,7 +55,7 @@ class Runtime:
         for route in self.dispatcher.routes.values():
             for arm in route.arms.values():
                 await arm.adapter.aclose()
-        await self.env.http.aclose()
+        await self.env.aclose()
         self.store.close()
 
 
@@ -128,7 +127,7 @@ def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]
 
 
 def open_runtime(loaded: LoadedConfig, database: Path | str) -> Runtime:
-    env = ProviderEnv(http=new_client(), collections=CollectionLibrary(loaded.collection_folders()))
+    env = ProviderEnv(collections=CollectionLibrary(loaded.collection_folders()))
     store = Store(database)
     routes = build_routes(loaded, env)
     dispatcher = Dispatcher(routes, store, Featurizer.default(), judge=judge_setup(loaded, routes))
@@ -170,7 +169,8 @@ def model_planner(loaded: LoadedConfig, store: Store, dispatcher: Dispatcher) ->
     log.info("llm_complete: MTRouter over models %s", [m.name for m in router.pool])
     mt = loaded.config.tool("llm_complete").mtrouter
     deadline_s = dispatcher.routes["llm_complete"].deadline_s
-    return Planner(router, ModelLog(store), mt.default_budget_usd, dispatcher.writer, 2 * deadline_s + 60.0)
+    budgets = BudgetPolicy(mt.default_budget_usd, mt.max_budget_usd)
+    return Planner(router, ModelLog(store), budgets, dispatcher.writer, 2 * deadline_s + 60.0)
 
 
 def judge_setup(loaded: LoadedConfig, routes: dict[str, ToolRoute]) -> JudgeSetup | None:

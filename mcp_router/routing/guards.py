@@ -108,6 +108,12 @@ class Guards:
         ) and not h.probe_pending:
             h.probe_pending = True
 
+    def abandoned(self, arm: str) -> None:
+        """`dispatched(arm)` will get no outcome (its call was cancelled before the attempt ended):
+        release its probe, or the arm would wait for that outcome for good."""
+        if arm in self.health:
+            self.health[arm].probe_pending = False
+
     def record(self, outcome: Outcome) -> None:
         h, p, now = self.health[outcome.arm], self.params, outcome.now
         failed = outcome.status != "ok"

@@ -246,6 +246,8 @@ class Dispatcher:
                 if decision.sample_quality:  # a sampled failure is a quality observation of 0
                     failures.append(QualityObs(tool, name, call_id, attempt.ts_done, x, 0.0, "failure"))
         finally:
+            if decision.order and all(a.provider != decision.order[0] for a in attempts):
+                router.guards.abandoned(decision.order[0])  # cancelled before its first attempt ended
             record = CallRecord(
                 call_id=call_id,
                 tool=tool,

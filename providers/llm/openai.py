@@ -95,6 +95,7 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
         redact = (self.spec.api_key.reveal(),) if self.spec.api_key else ()
         lines: list[str] = []
         failure: ProviderError | None = None
+        started = False  # a 2xx stream began: the provider is generating (and billing) from here on
         try:
             response = await send(
                 self.spec, self.http, "POST", url, stream=True, json=payload, headers=headers, redact=redact
@@ -103,6 +104,7 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
                 if not 200 <= response.status_code < 300:
                     await response.aread()
                     check_status(self.name, response, redact=redact)
+                started = True
                 async for line in response.aiter_lines():
                     lines.append(line)
                     if line.strip() == "data: [DONE]":
@@ -110,7 +112,11 @@ class OpenAIChat(Adapter[CompletionRequest, Completion]):
             finally:
                 await response.aclose()
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            failure = transport_error(self.spec, url, exc)
+            if started and not isinstance(exc, httpx.TimeoutException):  # reached, then cut off
+                broken = f"stream broken after {len(lines)} line(s): {type(exc).__name__}"
+                failure = BadResponse(self.name, broken)
+            else:
+                failure = transport_error(self.spec, url, exc)
         if failure is not None:  # raised outside the handler: no `__context__` holds the request
             raise failure
         return self.parse_stream(lines, request)

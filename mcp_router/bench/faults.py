@@ -51,7 +51,6 @@ import math
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -61,7 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from mcp_router.bench.stubs import ANSWER, chat_body, response, searx_body, stop_process
+from mcp_router.bench.stubs import ANSWER, chat_body, loopback_process, response, searx_body
 
 FAULTS = (
     "ok",
@@ -492,20 +491,9 @@ class FaultServer:
 
 @contextmanager
 def fault_server() -> Iterator[FaultServer]:
-    """The fault server in a child process, stopped (by its own pid) when the block ends."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mcp_router.bench.faults"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline() if process.stdout else ""
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"the fault server did not start (said {line!r})")
-        yield FaultServer(base_url=f"http://127.0.0.1:{int(line.split()[1])}")
-    finally:
-        stop_process(process, 10)
+    """The fault server in a child process."""
+    with loopback_process("mcp_router.bench.faults", "fault server") as base_url:
+        yield FaultServer(base_url=base_url)
 
 
 if __name__ == "__main__":

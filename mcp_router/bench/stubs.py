@@ -210,21 +210,27 @@ class Stub:
 
 
 @contextmanager
-def stub_process() -> Iterator[Stub]:
-    """The stub server in a child process, stopped (by its own pid) when the block ends."""
+def loopback_process(module: str, what: str) -> Iterator[str]:
+    """`python -m module` in a child process, which prints `PORT <n>` once it listens on 127.0.0.1;
+    yields its base URL and stops it (by its own pid) when the block ends. Its stdin is a pipe: the
+    child exits when the parent dies and the pipe closes."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "mcp_router.bench.stubs"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
         line = process.stdout.readline() if process.stdout else ""
         if not line.startswith("PORT "):
-            raise RuntimeError(f"the provider stub did not start (said {line!r})")
-        yield Stub(base_url=f"http://127.0.0.1:{int(line.split()[1])}")
+            raise RuntimeError(f"the {what} did not start (said {line!r})")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
     finally:
         stop_process(process, 10)
+
+
+@contextmanager
+def stub_process() -> Iterator[Stub]:
+    """The stub server in a child process."""
+    with loopback_process("mcp_router.bench.stubs", "provider stub") as base_url:
+        yield Stub(base_url=base_url)
 
 
 def stop_process(process: subprocess.Popen, timeout_s: float) -> None:

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="run a routing benchmark in simulated time (no server)")
     bench.add_argument(
-        "name", choices=["retrieval", "qa-pool", "judge", "overhead", "state"], help="which benchmark"
+        "name", choices=["retrieval", "qa-pool", "judge", "overhead", "state", "load"], help="which benchmark"
     )
     bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
     bench.add_argument("--quick", action="store_true", help="overhead, state: a small smoke run (CI)")
@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="skip a size whose generation would take longer than S seconds (default 600)",
     )
+    load = bench.add_argument_group("bench load")
+    load.add_argument("--calls", type=int, metavar="N", help="calls sent (default 20000; --quick 2000)")
+    load.add_argument("--concurrency", type=int, metavar="C", help="calls in flight (default 64)")
+    load.add_argument("--kill", action="store_true", help="kill -9 the server half-way, restart, check")
     train = commands.add_parser(
         "train", help="fit an MTRouter checkpoint: from the server's logs (--from-db) or a routing-data file"
     )

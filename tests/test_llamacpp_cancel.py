@@ -26,7 +26,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 N_CTX = 4608  # room for the whole 4,096-token answer, so llama.cpp does not cut max_tokens to the context
 CANCEL_AFTER_S = 0.5
-FREE_WITHIN_S = 1.0
+# The model is free within about a token of the cancel (10–150 ms measured); the bound is generous
+# because a shared 2-core machine stalls threads, and what it tells apart is a generation that stops
+# from one that runs on for its 4,096 tokens (minutes here).
+FREE_WITHIN_S = 3.0
 LONG = CompletionRequest(
     messages=(
         ChatMessage(

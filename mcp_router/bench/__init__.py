@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-BENCHMARKS = ("retrieval", "qa-pool", "judge", "overhead")
+BENCHMARKS = ("retrieval", "qa-pool", "judge", "overhead", "state", "load")
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -29,4 +29,12 @@ def run(name: str, args: argparse.Namespace) -> int:
         from mcp_router.bench import overhead
 
         return overhead.main(args)
+    if name == "state":
+        from mcp_router.bench import state
+
+        return state.main(args)
+    if name == "load":
+        from mcp_router.bench import load
+
+        return load.main(args)
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")

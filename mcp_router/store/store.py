@@ -255,24 +255,10 @@ class Store:
         last = db.query("UPDATE event_counter SET seq = seq + ? WHERE id = 1 RETURNING seq", (len(events),))
         first = int(last[0]["seq"]) - len(events) + 1
         numbered = [Event(seq=first + i, origin=origin, **e) for i, e in enumerate(events)]
-        for e in numbered:
-            db.execute(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    e.seq,
-                    e.tool,
-                    e.kind,
-                    e.origin,
-                    e.provider,
-                    e.ts,
-                    e.status,
-                    e.latency_s,
-                    e.retry_after,
-                    _blob(e.x),
-                    e.reward,
-                    e.feat_version,
-                ),
-            )
+        db.executemany(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*_event_head(e), _blob(e.x), e.reward, e.feat_version) for e in numbered],
+        )
         return numbered
 
     @staticmethod
@@ -534,6 +520,10 @@ def _has_table(db: Connection, name: str) -> bool:
             "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
         )
     return bool(db.query(sql, [name]))
+
+
+def _event_head(e: Event) -> tuple[Any, ...]:
+    return (e.seq, e.tool, e.kind, e.origin, e.provider, e.ts, e.status, e.latency_s, e.retry_after)
 
 
 def _call_events(record: CallRecord) -> list[dict[str, Any]]:

@@ -58,30 +58,35 @@ class Learning:
     # -- start-up --------------------------------------------------------------------------------
 
     def restore(self) -> dict[str, int]:
-        """Load each router's snapshot (if one matches its configuration), then fold the events
-        after it. Returns, per tool, the seq its snapshot stood at (0: none, a full replay)."""
+        """Load each router's snapshot (if one matches its configuration), then fold its tool's events
+        after it, up to the last event committed now (later ones come through the tail). Returns, per
+        tool, the seq its snapshot stood at (0: none, a full replay of what the database kept). A
+        router depends only on its own tool's events, so one tool's replay reads only those."""
+        end = self.store.last_seq()
         start: dict[str, int] = {}
         for tool, router in self.routers.items():
             found = self.store.snapshot(tool, self.fingerprint(router))
             start[tool] = 0
             if found is not None:
                 seq, blob = found
-                state = loads(blob)
-                router.set_state(state)
+                router.set_state(loads(blob))
                 self._committed_calls[tool] = router.decisions
                 start[tool] = seq
-        self.last_seq = min(start.values(), default=0)
-        while True:
-            page = self.store.events_after(self.last_seq, PAGE)
-            for event in page:
-                if event.seq > start.get(event.tool, 0):
-                    self._fold(event)
-                self.last_seq = event.seq
-            if len(page) < PAGE:
-                break
-        self.last_seq = max(self.last_seq, max(start.values(), default=0))
+            self._replay(tool, start[tool], end)
+        self.last_seq = max(end, *start.values()) if start else end
         self._snapshot_seq = min(start.values(), default=0)
         return start
+
+    def _replay(self, tool: str, after: int, end: int) -> None:
+        while after < end:
+            page = self.store.events_after(after, PAGE, tool=tool)
+            for event in page:
+                if event.seq > end:
+                    return
+                self._fold(event)
+                after = event.seq
+            if len(page) < PAGE:
+                return
 
     # -- folding ---------------------------------------------------------------------------------
 

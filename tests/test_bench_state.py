@@ -155,4 +155,10 @@ def test_quick_sqlite_run_reports_every_case(tmp_path: Path) -> None:
     propagation = sqlite["propagation"]
     assert propagation["trials"] == QUICK.trials and propagation["timeouts"] == 0
     assert 0 < propagation["p50_s"] <= propagation["p95_s"] <= propagation["max_s"] < 5.0
+    retention = sqlite["retention"]
+    calls, keep, every = QUICK.retention
+    assert [r["written"] for r in retention["rows"]] == list(range(every, calls + 1, every))
+    assert all(r["calls_kept"] == min(r["written"], keep) for r in retention["rows"])
+    assert retention["totals_unchanged"] is True and retention["bounded"] is True
+    assert "retention, the newest" in done.stdout
     assert [bar["pass"] for bar in report["bars"]] == [None, None]  # not measured at 1M calls

@@ -23,6 +23,7 @@ class Params:
     kill_backlog: int  # events written after the last snapshot before the kill -9
     trials: int  # propagation trials
     generate_budget_s: float  # skip a size whose generation is predicted to take longer
+    retention: tuple[int, int, int]  # calls written, calls kept, written between prunes
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -38,6 +39,7 @@ FULL = Params(
     kill_backlog=SNAPSHOT_EVERY_EVENTS - 1_000,
     trials=20,
     generate_budget_s=600.0,
+    retention=(200_000, 50_000, 10_000),
 )
 QUICK = replace(
     FULL,
@@ -47,6 +49,7 @@ QUICK = replace(
     kill_reps=1,
     kill_backlog=2_000,
     trials=8,
+    retention=(6_000, 2_000, 1_000),
 )
 
 

@@ -61,4 +61,12 @@ def render_backend(backend: str, result: dict[str, Any]) -> str:
         f"propagation, two processes on one database, {p['trials']} feedbacks: p50 {p.get('p50_s')} s, "
         f"p95 {p.get('p95_s')} s, max {p.get('max_s')} s, {p['timeouts']} not seen within the timeout"
     )
+    if "retention" in result:
+        r = result["retention"]
+        sizes = ", ".join(f"{row['written']:,}: {row['db_bytes'] / MB:.1f}" for row in r["rows"])
+        lines.append(
+            f"retention, the newest {r['keep']:,} calls kept, pruned every {r['every']:,} written: "
+            f"database MB after {sizes}; bounded: {r['bounded']}; totals unchanged by pruning: "
+            f"{r['totals_unchanged']}"
+        )
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """One run: per backend a warm-up start, each size (generate, then the three restarts, each paired
-with an empty-database start), then the propagation between two processes; the bar last. A size
+with an empty-database start), then the propagation between two processes and retention over time;
+the bar last. A size
 whose generation is predicted (from the previous size's rate) to take longer than the budget is
 skipped and reported as such."""
 
@@ -16,6 +17,7 @@ from mcp_router.bench.state.bars import all_bars
 from mcp_router.bench.state.params import Params
 from mcp_router.bench.state.progress import progress, restart
 from mcp_router.bench.state.propagation import bench_propagation
+from mcp_router.bench.state.retention import bench_retention
 from mcp_router.bench.state.setting import state_setup
 from mcp_router.bench.state.startup import Baseline, bench_size
 from mcp_router.bench.state.targets import Target, targets, unavailable
@@ -66,6 +68,9 @@ async def bench_backend(setup: Setup, new_target: Callable[[str], Target], param
     result["empty"] = baseline.summary()
     progress(f"{backend.backend}: propagation between two processes ({params.trials} trials)")
     result["propagation"] = await bench_propagation(setup, new_target("propagation"), params.trials)
+    calls, keep, every = params.retention
+    progress(f"{backend.backend}: retention, {calls:,} calls written, the newest {keep:,} kept")
+    result["retention"] = bench_retention(new_target("retention"), calls, keep, every)
     return result
 
 

@@ -27,12 +27,13 @@ class HttpServer:
 
 @contextmanager
 def serve_http(
-    config: Path, db: str | Path, log: Path, env: dict[str, str] | None = None
+    config: Path, db: str | Path, log: Path, env: dict[str, str] | None = None, extra: tuple[str, ...] = ()
 ) -> Iterator[HttpServer]:
     """Start the server, wait until its port accepts connections, yield it; terminate it after (a test
     may have killed it already)."""
     port = free_port()
     argv = ["serve", "--config", str(config), "--db", str(db), "--transport", "http", "--port", str(port)]
+    argv += list(extra)
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "mcp_router", *argv],

@@ -92,3 +92,50 @@ async def test_what_one_process_learns_reaches_the_other_within_two_seconds(
                 while (state_a := await router_state(a)) != await router_state(b):
                     await anyio.sleep(0.05)
             assert sum(s["n"] for s in state_a.values()) == len(call_ids) + 1
+
+
+def post(url: str, method: str, params: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    """One JSON-RPC request over streamable HTTP, as a handshake-era client sends it (a plain POST)."""
+    import httpx
+
+    return httpx.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+        headers={"Accept": "application/json, text/event-stream", **(headers or {})},
+        timeout=30,
+    )
+
+
+def payload(response: Any) -> dict[str, Any]:
+    """The JSON-RPC message of a response, sent as JSON or as one SSE event."""
+    assert response.status_code == 200, (response.status_code, response.text)
+    data = next((line[5:] for line in response.text.splitlines() if line.startswith("data:")), response.text)
+    return json.loads(data)
+
+
+async def test_stateless_replicas_serve_each_others_clients(
+    tmp_path: Path, wiki_url: str, notes_dir: Path
+) -> None:
+    """With --stateless, a client initialised on one replica is served by another (no sticky sessions);
+    without it, the other replica does not know the client's MCP session."""
+    config = tmp_path / "router.toml"
+    config.write_text(shared_config(wiki_url, notes_dir))
+    init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    call = {"name": "search", "arguments": {"query": "bandits", "k": 1}}
+    for stateless in (True, False):
+        flags = ("--stateless",) if stateless else ()
+        db = tmp_path / f"stateless-{stateless}.db"
+        with ExitStack() as stack:
+            a, b = (
+                stack.enter_context(serve_http(config, db, tmp_path / f"{name}.log", extra=flags)).url
+                for name in ("a", "b")
+            )
+            opened = await anyio.to_thread.run_sync(post, a, "initialize", init)
+            assert payload(opened)["result"]["serverInfo"]["name"] == "mcp-router"
+            session = {k: v for k, v in opened.headers.items() if k.lower() == "mcp-session-id"}
+            assert bool(session) is not stateless  # a stateful server names the session it keeps
+            answer = await anyio.to_thread.run_sync(post, b, "tools/call", call, session)
+            if stateless:
+                assert payload(answer)["result"]["structuredContent"]["results"]
+            else:
+                assert answer.status_code == 404  # B has never seen A's session

@@ -32,7 +32,11 @@ logger = logging.getLogger(__name__)
 def build_app(server: MCPServer, options: NetworkOptions) -> NetworkGuard:
     """The SDK's streamable-HTTP app behind the guard. Call once per server: the SDK's session
     manager (created here) can run only once."""
-    app = server.streamable_http_app(transport_security=options.policy.sdk_settings(), host=options.host)
+    app = server.streamable_http_app(
+        transport_security=options.policy.sdk_settings(),
+        host=options.host,
+        stateless_http=options.stateless,
+    )
     return NetworkGuard(
         app,
         policy=options.policy,

@@ -50,13 +50,16 @@ class NetworkOptions:
     token_source: str | None = None  # where the token came from, for the start-up log
     rate_limit: RateLimit | None = None
     trust_proxy: bool = False
+    stateless: bool = False  # every request stands alone: any replica can serve any request
 
     def describe(self) -> str:
         """One line for the start-up log: what guards the port (never the token)."""
         auth = f"bearer token required (from {self.token_source})" if self.token else "no token (loopback)"
         rate = self.rate_limit.describe() if self.rate_limit else "no rate limit"
         proxy = ", client address from X-Forwarded-For" if self.trust_proxy else ""
-        return f"HTTP face: {auth}; {rate}{proxy}; allowed hosts: {', '.join(self.policy.hosts)}"
+        sessions = "stateless" if self.stateless else "MCP sessions kept in this process"
+        hosts = ", ".join(self.policy.hosts)
+        return f"HTTP face: {auth}; {rate}{proxy}; {sessions}; allowed hosts: {hosts}"
 
 
 def rate_spec(text: str) -> float:
@@ -127,6 +130,12 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
         "--trust-proxy",
         action="store_true",
         help="behind one reverse proxy: rate-limit by the last X-Forwarded-For address, not the peer's",
+    )
+    group.add_argument(
+        "--stateless",
+        action="store_true",
+        help="keep no MCP session between requests, so replicas behind a load balancer need no "
+        "sticky sessions (router state and budgets are in the database either way)",
     )
 
 
@@ -212,4 +221,5 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> N
         token_source=source,
         rate_limit=_rate_limit(args, loopback),
         trust_proxy=args.trust_proxy,
+        stateless=args.stateless,
     )

@@ -23,10 +23,7 @@ only what it uses.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
-from pathlib import Path
 
 
 def main(args: argparse.Namespace) -> int:
@@ -36,16 +33,14 @@ def main(args: argparse.Namespace) -> int:
     from mcp_router.bench.load.progress import progress
     from mcp_router.bench.load.report import render
     from mcp_router.bench.load.run import run_all
+    from mcp_router.bench.output import publish, quiet_clients
 
     try:
         params = params_of(args)
     except argparse.ArgumentTypeError as exc:
         print(f"mcp-router bench load: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # this process's MCP client, one line per call
+    quiet_clients()
     report = run_all(params)
-    print(render(report))
-    if getattr(args, "json", None):
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        progress(f"wrote {args.json}")
+    publish(render(report), report, getattr(args, "json", None), progress)
     return 0 if all(b["pass"] is not False for b in report["bars"]) else 1

@@ -1,18 +1,6 @@
-"""Progress lines on stderr, stamped with the seconds since the run began: the table owns stdout."""
+"""This benchmark's progress lines (see `mcp_router.bench.progress`)."""
 
-from __future__ import annotations
+from mcp_router.bench.progress import Progress
 
-import sys
-import time
-
-_STARTED = {"at": time.monotonic()}
-
-
-def restart() -> float:
-    """A run begins: restart the clock; returns it, in `time.monotonic()` seconds."""
-    _STARTED["at"] = time.monotonic()
-    return _STARTED["at"]
-
-
-def progress(message: str) -> None:
-    print(f"[load {time.monotonic() - _STARTED['at']:7.1f}s] {message}", file=sys.stderr, flush=True)
+progress = Progress("load")
+restart = progress.restart

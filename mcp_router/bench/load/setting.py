@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mcp_router.bench.faults import FaultServer, fault_server
 from mcp_router.bench.overhead.setting import KEY_ENV
+from mcp_router.bench.toml_config import JUDGE_OFF, openai_provider, render, tool
 
 # Every FAULT_EVERY-th request to a faulty arm fails; the router alternates the arms (below), so the
 # faulty arm takes half of the first attempts and 1/(2·FAULT_EVERY) = 10 % of calls meet a fault.
@@ -73,51 +74,27 @@ class LoadSetup:
 
 def config_text(faults: FaultServer) -> str:
     """The router config: the two pairs above, short timeouts, no judge, no retrieve providers."""
-    search = "".join(
-        f"""
-[[tools.search.providers]]
-name = "{name}"
-type = "searxng"
-base_url = "{faults.searx_base(prefix)}"
-timeout_s = {PROVIDER_TIMEOUT_S}
-max_connections = 64
-"""
+    pool = {"timeout_s": PROVIDER_TIMEOUT_S, "max_connections": 64}
+    search = [
+        {"name": name, "type": "searxng", "base_url": faults.searx_base(prefix), **pool}
         for name, prefix in SEARCH_ARMS.items()
-    )
-    llm = "".join(
-        f"""
-[[tools.llm_complete.providers]]
-name = "{name}"
-type = "openai"
-base_url = "{faults.openai_base(prefix)}"
-model = "{MODEL}"
-api_key_env = "{KEY_ENV}"
-input_cost_per_token = 1.5e-7
-output_cost_per_token = 6.0e-7
-quality_prior = 0.6
-context_window = 128000
-timeout_s = {PROVIDER_TIMEOUT_S}
-max_connections = 64
-"""
+    ]
+    llm = [
+        openai_provider(
+            name, faults.openai_base(prefix), MODEL, KEY_ENV, (1.5e-7, 6.0e-7), quality_prior=0.6, **pool
+        )
         for name, prefix in LLM_ARMS.items()
+    ]
+    settings = {
+        "router": ROUTER,
+        "guards": {"enabled": False},
+        "max_attempts": 3,
+        "timeout_s": TOOL_DEADLINE_S,
+    }
+    return render(
+        {"auto_providers": False},
+        [*tool("search", settings, search), *tool("llm_complete", settings, llm), JUDGE_OFF],
     )
-    return f"""auto_providers = false
-
-[tools.search]
-router = "{ROUTER}"
-guards = {{ enabled = false }}
-max_attempts = 3
-timeout_s = {TOOL_DEADLINE_S}
-{search}
-[tools.llm_complete]
-router = "{ROUTER}"
-guards = {{ enabled = false }}
-max_attempts = 3
-timeout_s = {TOOL_DEADLINE_S}
-{llm}
-[judge]
-enabled = false
-"""
 
 
 @contextlib.contextmanager

@@ -34,25 +34,20 @@ they use (and `python -m` finds their module not yet imported).
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-from pathlib import Path
 
 
 def main(args: argparse.Namespace) -> int:
     """`mcp-router bench overhead [--quick] [--json F]`."""
     import anyio
 
+    from mcp_router.bench.output import publish, quiet_clients
     from mcp_router.bench.overhead.params import FULL, QUICK
     from mcp_router.bench.overhead.progress import progress
     from mcp_router.bench.overhead.report import render
     from mcp_router.bench.overhead.run import run_all
 
     params = QUICK if getattr(args, "quick", False) else FULL
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # this process's MCP clients, one line per call
+    quiet_clients()
     report = anyio.run(run_all, params)
-    print(render(report))
-    if getattr(args, "json", None):
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        progress(f"wrote {args.json}")
+    publish(render(report), report, getattr(args, "json", None), progress)
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from mcp_router.bench.stubs import Stub, stub_process
+from mcp_router.bench.toml_config import JUDGE_OFF, openai_provider, render, tool
 from mcp_router.config import resolve_folder
 
 KEY_ENV = "MCP_ROUTER_BENCH_KEY"  # the stub's "API key" variable, named by the bench config
 BUDGET_USD = 1.0
+LQM_TOOL = {"router": "lqm", "max_attempts": 3, "timeout_s": 30}
 MAX_TOKENS = 64
 WORDS_TEXT = (
     "configure client routing provider search retrieve model budget latency claude desktop server "
@@ -71,58 +73,40 @@ class Setup:
         return self.workdir / f"{name}.db"
 
 
+def stub_models(stub: Stub) -> list[dict[str, Any]]:
+    """The two priced `openai` models at the stub."""
+    return [
+        openai_provider(
+            m.endpoint,
+            stub.openai_base,
+            m.name,
+            KEY_ENV,
+            (m.input_cost, m.output_cost),
+            quality_prior=m.prior,
+            timeout_s=20,
+        )
+        for m in MODELS
+    ]
+
+
+def searx_arms(stub: Stub, names: Sequence[str]) -> list[dict[str, Any]]:
+    return [{"name": n, "type": "searxng", "base_url": stub.searx_base, "timeout_s": 8} for n in names]
+
+
 def config_text(stub: Stub) -> str:
     """Two `searxng` arms and two priced `openai` models at the stub, the packaged docs for bm25, MTRouter
     on its priors. The judge is off: it grades in the background, off the request path, and with the
     stub as its model it would only add load that the floors do not have."""
-    llm = "".join(
-        f"""
-[[tools.llm_complete.providers]]
-name = "{m.endpoint}"
-type = "openai"
-base_url = "{stub.openai_base}"
-model = "{m.name}"
-api_key_env = "{KEY_ENV}"
-input_cost_per_token = {m.input_cost}
-output_cost_per_token = {m.output_cost}
-quality_prior = {m.prior}
-context_window = 128000
-timeout_s = 20
-"""
-        for m in MODELS
+    return render(
+        {"auto_providers": False},
+        [
+            ("[collections.docs]", {"path": "builtin:sample_docs"}),
+            *tool("search", LQM_TOOL, searx_arms(stub, ("searx-a", "searx-b"))),
+            *tool("retrieve", LQM_TOOL, [{"name": "bm25", "type": "bm25"}]),
+            *tool("llm_complete", {**LQM_TOOL, "max_attempts": 2, "timeout_s": 50}, stub_models(stub)),
+            JUDGE_OFF,
+        ],
     )
-    search = "".join(
-        f'\n[[tools.search.providers]]\nname = "{name}"\ntype = "searxng"\nbase_url = "{stub.searx_base}"\n'
-        "timeout_s = 8\n"
-        for name in ("searx-a", "searx-b")
-    )
-    return f"""auto_providers = false
-
-[collections.docs]
-path = "builtin:sample_docs"
-
-[tools.search]
-router = "lqm"
-max_attempts = 3
-timeout_s = 30
-{search}
-[tools.retrieve]
-router = "lqm"
-max_attempts = 3
-timeout_s = 30
-
-[[tools.retrieve.providers]]
-name = "bm25"
-type = "bm25"
-
-[tools.llm_complete]
-router = "lqm"
-max_attempts = 2
-timeout_s = 50
-{llm}
-[judge]
-enabled = false
-"""
 
 
 @contextlib.contextmanager

@@ -19,16 +19,14 @@ Progress goes to stderr, the table to stdout (`report.py`), every figure to `--j
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
-from pathlib import Path
 
 
 def main(args: argparse.Namespace) -> int:
     """`mcp-router bench state [--quick] [--sizes N,...] [--backend B] [--json F]`."""
     import anyio
 
+    from mcp_router.bench.output import publish, quiet_clients
     from mcp_router.bench.state.params import params_of
     from mcp_router.bench.state.progress import progress
     from mcp_router.bench.state.report import render
@@ -39,10 +37,7 @@ def main(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"mcp-router bench state: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # this process's MCP clients, one line per call
+    quiet_clients()
     report = anyio.run(run_all, params)
-    print(render(report))
-    if getattr(args, "json", None):
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        progress(f"wrote {args.json}")
+    publish(render(report), report, getattr(args, "json", None), progress)
     return 0

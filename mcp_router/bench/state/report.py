@@ -66,7 +66,8 @@ def render_backend(backend: str, result: dict[str, Any]) -> str:
         sizes = ", ".join(f"{row['written']:,}: {row['db_bytes'] / MB:.1f}" for row in r["rows"])
         lines.append(
             f"retention, the newest {r['keep']:,} calls kept, pruned every {r['every']:,} written: "
-            f"database MB after {sizes}; bounded: {r['bounded']}; totals unchanged by pruning: "
+            f"database MB after {sizes}; the last quarter grew it by {r['last_quarter_growth_share']} of "
+            f"what as many calls added unpruned (bounded: {r['bounded']}); totals unchanged by pruning: "
             f"{r['totals_unchanged']}"
         )
     return "\n".join(lines)

@@ -17,8 +17,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mcp_router.bench.overhead.setting import KEY_ENV, MODELS, Setup
+from mcp_router.bench.overhead.setting import KEY_ENV, LQM_TOOL, Setup, searx_arms, stub_models
 from mcp_router.bench.stubs import Stub, stub_process
+from mcp_router.bench.toml_config import JUDGE_OFF, render, tool
 from mcp_router.config import resolve_folder
 
 SEARCH_ARMS = ("searx-a", "searx-b", "searx-c")
@@ -28,53 +29,20 @@ COLLECTION = "docs"
 
 def config_text(stub: Stub) -> str:
     """The server's config: every arm at the stub or the packaged docs, nothing that needs a key."""
-    search = "".join(
-        f'\n[[tools.search.providers]]\nname = "{name}"\ntype = "searxng"\nbase_url = "{stub.searx_base}"\n'
-        "timeout_s = 8\n"
-        for name in SEARCH_ARMS
+    return render(
+        {"auto_providers": False},
+        [
+            (f"[collections.{COLLECTION}]", {"path": "builtin:sample_docs"}),
+            *tool("search", LQM_TOOL, searx_arms(stub, SEARCH_ARMS)),
+            *tool(
+                "retrieve",
+                {**LQM_TOOL, "max_attempts": 2},
+                [{"name": n, "type": "bm25"} for n in RETRIEVE_ARMS],
+            ),
+            *tool("llm_complete", {**LQM_TOOL, "max_attempts": 2, "timeout_s": 50}, stub_models(stub)),
+            JUDGE_OFF,
+        ],
     )
-    retrieve = "".join(
-        f'\n[[tools.retrieve.providers]]\nname = "{name}"\ntype = "bm25"\n' for name in RETRIEVE_ARMS
-    )
-    llm = "".join(
-        f"""
-[[tools.llm_complete.providers]]
-name = "{m.endpoint}"
-type = "openai"
-base_url = "{stub.openai_base}"
-model = "{m.name}"
-api_key_env = "{KEY_ENV}"
-input_cost_per_token = {m.input_cost}
-output_cost_per_token = {m.output_cost}
-quality_prior = {m.prior}
-context_window = 128000
-timeout_s = 20
-"""
-        for m in MODELS
-    )
-    return f"""auto_providers = false
-
-[collections.{COLLECTION}]
-path = "builtin:sample_docs"
-
-[tools.search]
-router = "lqm"
-max_attempts = 3
-timeout_s = 30
-{search}
-[tools.retrieve]
-router = "lqm"
-max_attempts = 2
-timeout_s = 30
-{retrieve}
-[tools.llm_complete]
-router = "lqm"
-max_attempts = 2
-timeout_s = 50
-{llm}
-[judge]
-enabled = false
-"""
 
 
 @contextlib.contextmanager

@@ -48,10 +48,8 @@ import contextlib
 import email.utils
 import json
 import math
-import signal
 import socket
 import struct
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -60,7 +58,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from mcp_router.bench.stubs import ANSWER, chat_body, loopback_process, response, searx_body
+from mcp_router.bench.stubs import (
+    ANSWER,
+    chat_body,
+    loopback_process,
+    response,
+    searx_body,
+    serve_until_stopped,
+)
 
 FAULTS = (
     "ok",
@@ -457,15 +462,7 @@ async def serve(port: int = 0, on_ready: Callable[[int], None] | None = None) ->
 
 async def main() -> None:
     """The child process: announce the port, serve until SIGTERM or stdin closes."""
-    loop = asyncio.get_running_loop()
-    server, port = await start(0)
-    print(f"PORT {port}", flush=True)
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.buffer.read1(1) else None)
-    async with server:
-        await stop.wait()
+    await serve_until_stopped(*await start(0))
 
 
 @dataclass(frozen=True)

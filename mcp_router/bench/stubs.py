@@ -186,7 +186,13 @@ async def serve() -> None:
     loop = asyncio.get_running_loop()
     timings = Timings()
     server = await loop.create_server(lambda: StubProtocol(timings), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    await serve_until_stopped(server, server.sockets[0].getsockname()[1])
+
+
+async def serve_until_stopped(server: asyncio.Server, port: int) -> None:
+    """A child server's life: announce its port on stdout (`loopback_process` reads it), serve until
+    SIGTERM, SIGINT or the parent's end of stdin closes."""
+    loop = asyncio.get_running_loop()
     print(f"PORT {port}", flush=True)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

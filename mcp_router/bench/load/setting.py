@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcp_router.bench.faults import FaultServer, fault_server
-from mcp_router.bench.overhead.setting import KEY_ENV
+from mcp_router.bench.overhead.setting import KEY_ENV, child_env
 from mcp_router.bench.toml_config import JUDGE_OFF, openai_provider, render, tool
 
 # Every FAULT_EVERY-th request to a faulty arm fails; the router alternates the arms (below), so the
@@ -61,12 +61,7 @@ class LoadSetup:
 
     def env(self) -> dict[str, str]:
         """What server and load-generator children add to this process's environment."""
-        return {
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            KEY_ENV: "bench",
-        }
+        return child_env()
 
     def log(self, name: str) -> Path:
         return self.workdir / f"{name}.log"

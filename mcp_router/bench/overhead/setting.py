@@ -50,6 +50,16 @@ MODELS = (
 )
 
 
+def child_env() -> dict[str, str]:
+    """What a benchmark's server and load-generator children need: offline models, the stub's key."""
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        KEY_ENV: "bench",
+    }
+
+
 @dataclass(frozen=True)
 class Setup:
     """What every measurement shares: the stub, the router config, the docs, the child environment."""
@@ -61,13 +71,7 @@ class Setup:
 
     def env(self) -> dict[str, str]:
         """The environment of server children (the SDK's stdio client passes only a minimal one)."""
-        return {
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            KEY_ENV: "bench",
-            "PATH": os.environ.get("PATH", ""),
-        }
+        return {**child_env(), "PATH": os.environ.get("PATH", "")}
 
     def db(self, name: str) -> Path:
         return self.workdir / f"{name}.db"

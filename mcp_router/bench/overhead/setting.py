@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,16 +97,25 @@ def searx_arms(stub: Stub, names: Sequence[str]) -> list[dict[str, Any]]:
     return [{"name": n, "type": "searxng", "base_url": stub.searx_base, "timeout_s": 8} for n in names]
 
 
-def config_text(stub: Stub) -> str:
-    """Two `searxng` arms and two priced `openai` models at the stub, the packaged docs for bm25, MTRouter
+def config_text(
+    stub: Stub,
+    search_arms: Sequence[str] = ("searx-a", "searx-b"),
+    retrieve_arms: Sequence[str] = ("bm25",),
+    retrieve_attempts: int = 3,
+) -> str:
+    """`searxng` arms and two priced `openai` models at the stub, the packaged docs for bm25, MTRouter
     on its priors. The judge is off: it grades in the background, off the request path, and with the
     stub as its model it would only add load that the floors do not have."""
     return render(
         {"auto_providers": False},
         [
             ("[collections.docs]", {"path": "builtin:sample_docs"}),
-            *tool("search", LQM_TOOL, searx_arms(stub, ("searx-a", "searx-b"))),
-            *tool("retrieve", LQM_TOOL, [{"name": "bm25", "type": "bm25"}]),
+            *tool("search", LQM_TOOL, searx_arms(stub, search_arms)),
+            *tool(
+                "retrieve",
+                {**LQM_TOOL, "max_attempts": retrieve_attempts},
+                [{"name": n, "type": "bm25"} for n in retrieve_arms],
+            ),
             *tool("llm_complete", {**LQM_TOOL, "max_attempts": 2, "timeout_s": 50}, stub_models(stub)),
             JUDGE_OFF,
         ],
@@ -114,13 +123,14 @@ def config_text(stub: Stub) -> str:
 
 
 @contextlib.contextmanager
-def bench_setup() -> Iterator[Setup]:
-    """The stub process and a scratch folder, both gone when the block ends."""
+def bench_setup(name: str = "overhead", text: Callable[[Stub], str] = config_text) -> Iterator[Setup]:
+    """The stub process and a scratch folder with the router config `text` writes, both gone when the
+    block ends."""
     os.environ.setdefault(KEY_ENV, "bench")
-    with tempfile.TemporaryDirectory(prefix="mcp-router-overhead-") as tmp, stub_process() as stub:
+    with tempfile.TemporaryDirectory(prefix=f"mcp-router-{name}-") as tmp, stub_process() as stub:
         workdir = Path(tmp)
         config = workdir / "router.toml"
-        config.write_text(config_text(stub))
+        config.write_text(text(stub))
         yield Setup(stub, workdir, config, resolve_folder("builtin:sample_docs", workdir))
 
 

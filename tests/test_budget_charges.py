@@ -163,3 +163,25 @@ async def test_the_operator_cap_bounds_every_budget(
     assert sum(cost for _, cost, _, _ in rows) <= cap
     assert lower.is_error and "budget" in lower.content[0].text  # a lower budget holds
     assert not default.is_error and steps(db, "unnamed")[0][3] == cap  # no budget named: the cap
+
+
+async def test_a_reservation_whose_call_never_ran_is_released_at_once(
+    tmp_path: Path, chat_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan whose call fails before it is recorded gives its reservation back when it ends, instead
+    of holding the session's budget until the reservation lapses."""
+    from mcp_router.serving.runtime import open_runtime
+    from providers.types import ChatMessage, CompletionRequest
+
+    monkeypatch.setenv("MCP_ROUTER_TEST_CHAT_KEY", "k")
+    db = tmp_path / "r.db"
+    rt = open_runtime(load_config(config(tmp_path, chat_url, ["usage"])), db)
+    assert rt.planner is not None
+    request = CompletionRequest(messages=(ChatMessage("user", "Capital of France?"),), max_tokens=16)
+    rt.planner._current.set()  # no checkpoint to wait for
+    with pytest.raises(RuntimeError, match="before the call"):
+        async with rt.planner.plan(request, "s", 1.0):
+            assert rt.store.count("reservations") == 1
+            raise RuntimeError("failed before the call was dispatched")
+    assert rt.store.count("reservations") == 0 and rt.store.session("s")["spent_usd"] == 0.0
+    await rt.aclose()

@@ -139,8 +139,11 @@ class Planner:
                 f"${state.spent_usd:.6f} of ${budget:.6f}); retry when they finish, or raise budget_usd"
             )
         self._reserved[session] += reservation
+        recorded = False  # the call's record (which ends the reservation) was written
 
         def settle(cost_usd: float, served_model: str | None) -> None:
+            nonlocal recorded
+            recorded = True
             state.spent_usd += cost_usd
             state.budget_usd = budget
             if served_model is not None:
@@ -154,6 +157,9 @@ class Planner:
             self._reserved[session] -= reservation
             if self._reserved[session] <= 1e-15:
                 del self._reserved[session]
+            if reservation_id is not None and not recorded:  # the call never ran: free its budget now
+                with anyio.CancelScope(shield=True):
+                    await self.writer.submit(partial(Store.release, reservation_id=reservation_id))
 
     async def _decide(
         self,

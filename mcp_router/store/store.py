@@ -245,7 +245,7 @@ class Store:
             (step.session_id, step.budget_usd, record.cost_usd, row["served_model"], record.ts),
         )
         if step.reservation_id is not None:
-            db.execute("DELETE FROM reservations WHERE id = ?", (step.reservation_id,))
+            Store.release(db, step.reservation_id)
 
     @staticmethod
     def _append_events(db: Connection, origin: str, events: list[dict[str, Any]]) -> list[Event]:
@@ -445,6 +445,7 @@ class Store:
 
     @staticmethod
     def release(db: Connection, reservation_id: int) -> None:
+        """End a reservation: with the call's record, or at once when the call never ran."""
         db.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
 
     def session(self, session_id: str) -> dict[str, Any] | None:

@@ -61,12 +61,16 @@ class PostgresConnection:
     def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
         self.conn = conn
 
+    @staticmethod
+    def _run(cursor: psycopg.Cursor[dict[str, Any]], sql: str, params: Sequence[Any]) -> None:
+        if params:
+            cursor.execute(to_pyformat(sql), params)
+        else:  # no parameters: psycopg sends the text as it is (no `%` processing)
+            cursor.execute(sql)
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self.conn.cursor() as cursor:
-            if params:
-                cursor.execute(to_pyformat(sql), params)
-            else:  # no parameters: psycopg sends the text as it is (no `%` processing)
-                cursor.execute(sql)
+            self._run(cursor, sql, params)
             return cursor.rowcount
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -75,10 +79,7 @@ class PostgresConnection:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self.conn.cursor() as cursor:
-            if params:
-                cursor.execute(to_pyformat(sql), params)
-            else:
-                cursor.execute(sql)
+            self._run(cursor, sql, params)
             if cursor.description is None:
                 return []
             rows = cursor.fetchall()
@@ -172,13 +173,6 @@ class PostgresBackend:
             elif not db.query(f"SELECT pg_try_advisory_xact_lock({WRITE_LOCK_KEY}) AS locked")[0]["locked"]:
                 raise StoreBusy("another writer holds the router database's write lock")
             yield db
-
-    @staticmethod
-    def migration_lock(db: PostgresConnection) -> None:
-        """Serialise the migrations of replicas starting together (until the transaction ends). Every
-        write transaction already holds this lock; taking it again is a no-op that keeps the
-        migration safe on its own."""
-        db.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 
     @contextmanager
     def read(self) -> Iterator[PostgresConnection]:

@@ -98,10 +98,6 @@ class SqliteBackend:
         finally:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
-    @staticmethod
-    def migration_lock(db: SqliteConnection) -> None:
-        """Nothing to do: `BEGIN IMMEDIATE` already gives the migrating transaction the file to itself."""
-
     @contextmanager
     def read(self) -> Iterator[SqliteConnection]:
         with self._read_lock:

@@ -50,8 +50,6 @@ class Backend(Protocol):
 
     def read(self) -> Any: ...
 
-    def migration_lock(self, db: Connection) -> None: ...
-
     def close(self) -> None: ...
 
 
@@ -111,8 +109,9 @@ class Store:
         return int(rows[0]["value"]) if rows else 0
 
     def _migrate(self) -> None:
+        # a write transaction holds the write lock (BEGIN IMMEDIATE; PostgreSQL's advisory lock), so
+        # replicas starting together migrate once: the others then find the schema current
         with self.transaction() as db:
-            self.backend.migration_lock(db)  # replicas starting together migrate once
             if not _has_table(db, "meta"):
                 db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
             current = self._version(db)

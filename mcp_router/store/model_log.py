@@ -110,8 +110,7 @@ class ModelLog:
 
     def get_many(self, embedder_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(hashes), 500):  # SQLite's bound-parameter limit
-            chunk = list(hashes[start : start + 500])
+        for chunk in messages.chunks(list(hashes)):
             marks = ",".join("?" * len(chunk))
             for row in self.store.query(
                 "SELECT text_hash, vec FROM embedding_cache "

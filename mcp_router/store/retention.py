@@ -294,7 +294,7 @@ def checkpoint(store: Store) -> None:
     """SQLite: copy the WAL (where a prune's deletes went) into the database file and empty it, so
     the file's size is the database's. Nothing to do elsewhere."""
     if store.dialect == "sqlite":
-        store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.backend.writer_pragma("wal_checkpoint(TRUNCATE)")  # as the writer does: under its lock
 
 
 def vacuum(store: Store) -> None:

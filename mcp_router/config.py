@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mcp_router.routing import ROUTER_NAMES, LQMParams
 from mcp_router.routing.guards import GuardParams, from_mapping
 from mcp_router.routing.mtrouter.pool import ModelSpec
+from mcp_router.schemas import COLLECTION_CHARS, COLLECTION_PATTERN
 from mcp_router.store.retention import RetentionPolicy
 from providers import ProviderSpec, Secret, adapter_class, known_types
 
@@ -341,8 +342,8 @@ class Config(_Strict):
                     raise ValueError(f"provider name {provider.name!r} appears twice under [tools.{tool}]")
                 seen.add(provider.name)
         for name in self.collections:
-            if not re.match(r"^[A-Za-z0-9_.\-]+$", name):
-                raise ValueError(f"collection name {name!r} may only hold letters, digits, '.', '_' and '-'")
+            if not name or not re.match(COLLECTION_PATTERN, name):
+                raise ValueError(f"collection name {name!r} may only hold {COLLECTION_CHARS}")
         return self
 
     @model_validator(mode="after")

@@ -45,7 +45,7 @@ COMMENT_MAX_CHARS = 2_000
 MESSAGE_ERRORS_LISTED = 3  # past this many, a conversation's errors are counted instead of listed
 
 SESSION_ID_CHARS = "letters, digits and . _ : @ / + = -"
-COLLECTION_CHARS = "letters, digits, '.', '_' and '-'"  # what config.py allows in a collection name
+COLLECTION_CHARS = "letters, digits, '.', '_' and '-'"  # config.py checks collection names with these
 SESSION_ID_PATTERN = r"^[A-Za-z0-9._:@/+=\-]+$"
 COLLECTION_PATTERN = r"^[A-Za-z0-9_.\-]*$"
 CALL_ID_PATTERN = r"^call_[0-9a-f]{16}$"

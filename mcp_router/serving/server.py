@@ -8,6 +8,7 @@ a pydantic result or a `ToolError` out.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import time
@@ -110,12 +111,17 @@ def _model_choice(plan: Plan | None, cost_usd: float) -> ModelChoiceOut | None:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _arguments_of(tool: Callable[..., Any]) -> tuple[str, ...]:
+    """A tool's argument names, read from its signature once, not on every call."""
+    return tuple(name for name in inspect.signature(tool).parameters if name != "ctx")
+
+
 def _reject_unknown_arguments(ctx: Context, tool: Callable[..., Any]) -> None:
     """The SDK drops arguments a tool does not take; refuse them instead, before anything is written,
     so that a caller who wrote `top_k` for `k` learns it rather than silently getting the default."""
-    known = [name for name in inspect.signature(tool).parameters if name != "ctx"]
     arguments = (ctx.request_context.params or {}).get("arguments") or {}
-    if error := unknown_arguments(tool.__name__, arguments, known):
+    if error := unknown_arguments(tool.__name__, arguments, _arguments_of(tool)):
         raise ToolError(error)
 
 

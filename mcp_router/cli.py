@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     _embedding_arguments(train)
 
+    index = commands.add_parser(
+        "index", help="build or refresh the on-disk indexes of folder collections, with a progress bar"
+    )
+    _config_arguments(index)
+    index.add_argument(
+        "names", nargs="*", metavar="NAME|FOLDER", help="collections or folders to index (default: all)"
+    )
+
     db = commands.add_parser("db", help="keep the router database bounded: prune old rows, vacuum")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     prune = db_commands.add_parser(
@@ -239,6 +247,10 @@ def main(argv: list[str] | None = None) -> None:
         from mcp_router.doctor import run_doctor
 
         raise SystemExit(run_doctor(loaded, probe_calls=not args.no_probe, timeout_s=args.timeout))
+    elif args.command == "index":
+        from mcp_router.commands.index import run_index
+
+        raise SystemExit(run_index(args, loaded))
     elif args.command == "db":
         from mcp_router.commands.db import run_db
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +23,9 @@ from tests.providers_support import provider_env
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Collections' on-disk indexes go to a folder of this run (servers started as subprocesses inherit it),
+# never to the user's cache.
+os.environ.setdefault("MCP_ROUTER_INDEX_DIR", tempfile.mkdtemp(prefix="mcp-router-test-indexes-"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLOSED_PORT_URL = "http://127.0.0.1:9/w/api.php"  # discard port: nothing listens, connections are refused

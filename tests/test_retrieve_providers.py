@@ -10,14 +10,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the embedder must se
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from providers import BadRequest, ProviderEnv
-from providers.retrieve.collections import CollectionLibrary, read_folder, split_passages
+from providers.retrieve.collections import CollectionLibrary
+from providers.retrieve.documents import read_folder, split_passages
 from providers.retrieve.local import RRF_K, rrf
 from providers.types import Passage, RetrieveRequest
 from tests.providers_support import adapter
@@ -73,10 +73,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def library(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> CollectionLibrary:
-    """Shared by the module, so the dense vectors of the corpus are computed once."""
+    """Shared by the module and indexed once up front (a server's indexer thread does this at start)."""
     empty = tmp_path_factory.mktemp("empty")
     (empty / "ignored.bin").write_bytes(b"\x00\x01")
-    return CollectionLibrary([("docs", corpus), ("empty", empty)])
+    library = CollectionLibrary([("docs", corpus), ("empty", empty)], index_root=False)
+    library.refresh()
+    return library
 
 
 @pytest.fixture
@@ -224,7 +226,7 @@ async def test_dense_matches_meaning_without_shared_words(env: ProviderEnv) -> N
 @pytest.mark.anyio
 @pytest.mark.parametrize("type_", ["bm25", "dense", "hybrid"])
 async def test_k_larger_than_the_corpus(env: ProviderEnv, library: CollectionLibrary, type_: str) -> None:
-    n = len(library.get("docs").documents)
+    n = len(read_folder("docs", library.get("docs").root))
     passages = await adapter(env, type_).call(
         RetrieveRequest("lighthouse keepers and lenses", "docs", k=n + 50)
     )
@@ -259,31 +261,6 @@ async def test_unknown_collection_is_bad_request(env: ProviderEnv, type_: str) -
         await adapter(env, type_, f"{type_}-arm").call(RetrieveRequest("mars", "nope", k=5))
     assert caught.value.provider == f"{type_}-arm"
     assert "'nope'" in caught.value.message
-
-
-@pytest.mark.slow
-@pytest.mark.anyio
-async def test_concurrent_first_calls_build_indexes_once(tmp_path: Path) -> None:
-    (tmp_path / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.", encoding="utf-8")
-    (tmp_path / "b.md").write_text("# Beta\n\nBeta decay emits an electron.", encoding="utf-8")
-    library = CollectionLibrary([("fresh", tmp_path)])
-    results: dict[tuple[str, int], list[Passage]] = {}
-    async with httpx.AsyncClient() as client:
-        env = ProviderEnv(http=client, collections=library)
-
-        async def one(type_: str, i: int) -> None:
-            results[(type_, i)] = await adapter(env, type_).call(
-                RetrieveRequest("helium nucleus", "fresh", k=2)
-            )
-
-        async with anyio.create_task_group() as tg:
-            for i in range(3):
-                for type_ in ("bm25", "dense", "hybrid"):
-                    tg.start_soon(one, type_, i)
-    assert len(results) == 9
-    assert all(r[0].id == "a.md#0" for r in results.values())
-    collection = library.get("fresh")
-    assert collection.vectors().shape == (2, 384)
 
 
 def test_library_names_and_default(corpus: Path, tmp_path: Path) -> None:

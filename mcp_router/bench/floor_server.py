@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel
@@ -98,7 +99,10 @@ def create_floor_server(config: FloorConfig) -> MCPServer:
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[FloorState]:
         async with httpx.AsyncClient(timeout=20.0) as http:
-            env = ProviderEnv(http=http, collections=CollectionLibrary([(COLLECTION, config.docs)]))
+            env = ProviderEnv(
+                http=http, collections=CollectionLibrary([(COLLECTION, config.docs)], embed=None)
+            )
+            await anyio.to_thread.run_sync(env.collections.refresh)
             bm25 = create_adapter(ProviderSpec(name="bm25", type="bm25"), env)
             try:
                 yield FloorState(http=http, bm25=bm25)

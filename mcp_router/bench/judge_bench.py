@@ -129,7 +129,8 @@ class Corpus:
     """SciFact with a bm25 index over title + " " + abstract (the retrieval benchmark's `bm25` arm)."""
 
     def __init__(self, data: Any) -> None:
-        from providers.retrieve.collections import Collection, Document
+        from providers.retrieve.documents import Document
+        from providers.retrieve.indexes import LexicalIndex
 
         self.data = data
         self.doc_index = {d: i for i, d in enumerate(data.doc_ids)}
@@ -137,7 +138,7 @@ class Corpus:
             Document(id=d, text=f"{t} {a}".strip(), metadata={})
             for d, t, a in zip(data.doc_ids, data.titles, data.abstracts, strict=True)
         ]
-        self.collection = Collection("scifact", Path("."), _documents=docs)
+        self.lexical = LexicalIndex.build(docs)
         self._top: dict[int, list[int]] = {}
 
     @classmethod
@@ -150,11 +151,7 @@ class Corpus:
     def top(self, query: int, k: int = DEPTH) -> list[int]:
         """bm25's top-k document indices for query `query`."""
         if query not in self._top:
-            from providers.retrieve.local import bm25_ranking
-
-            self._top[query] = [
-                d for d, _ in bm25_ranking(self.collection, self.data.query_texts[query], DEPTH)
-            ]
+            self._top[query] = [d for d, _ in self.lexical.rank(self.data.query_texts[query], DEPTH)]
         return self._top[query][:k]
 
     def relevant(self, query: int) -> list[int]:

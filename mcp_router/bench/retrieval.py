@@ -205,29 +205,31 @@ def compute_arm_table(
     thread: one call is one core's work, and a shared machine cannot oversubscribe it (two threads on
     a busy 2-core box made single-query embedding ~8x slower)."""
     from mcp_router.bench.metrics import ndcg_at_k
-    from providers.retrieve.collections import Collection, Document
+    from providers.retrieve.documents import Document
     from providers.retrieve.embedder import embed
-    from providers.retrieve.local import bm25_ranking, dense_ranking, rrf
+    from providers.retrieve.indexes import DenseIndex, LexicalIndex
+    from providers.retrieve.local import query_vector, rrf
 
     full_docs = [
         Document(id=d, text=f"{t} {a}".strip(), metadata={})
         for d, t, a in zip(data.doc_ids, data.titles, data.abstracts, strict=True)
     ]
     title_docs = [Document(id=d, text=t, metadata={}) for d, t in zip(data.doc_ids, data.titles, strict=True)]
-    full = Collection("scifact", Path("."), _documents=full_docs)
-    titles = Collection("scifact-titles", Path("."), _documents=title_docs)
+    full = LexicalIndex.build(full_docs)
+    titles = LexicalIndex.build(title_docs)
+    vectors = embed_corpus(data, progress) if corpus_vectors is None else corpus_vectors
+    dense = DenseIndex(full_docs, vectors, built_at=0.0)
 
-    full._vectors = embed_corpus(data, progress) if corpus_vectors is None else corpus_vectors
-    full.bm25()
-    titles.bm25()
+    def dense_ranking(query: str, depth: int) -> list[tuple[int, float]]:
+        return dense.rank(query_vector(query), depth)
 
     def hybrid(query: str) -> list[tuple[int, float]]:
-        return rrf([bm25_ranking(full, query, HYBRID_DEPTH), dense_ranking(full, query, HYBRID_DEPTH)], K)
+        return rrf([full.rank(query, HYBRID_DEPTH), dense_ranking(query, HYBRID_DEPTH)], K)
 
     rankers = {
-        "bm25": lambda q: bm25_ranking(full, q, K),
-        "bm25-title": lambda q: bm25_ranking(titles, q, K),
-        "dense": lambda q: dense_ranking(full, q, K),
+        "bm25": lambda q: full.rank(q, K),
+        "bm25-title": lambda q: titles.rank(q, K),
+        "dense": lambda q: dense_ranking(q, K),
         "hybrid": hybrid,
     }
     with torch_threads(1):

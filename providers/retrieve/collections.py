@@ -1,146 +1,144 @@
-"""Local collections: folders of text and Markdown files, split into passages and indexed on demand.
+"""Folder collections and the library's indexer thread, which keeps their indexes ready off the call path.
 
-A collection is read once and its indexes (BM25, dense vectors) are built the first time an arm asks
-for them, so a server that never serves `retrieve` pays nothing, and the bm25, dense and hybrid arms
-share one copy of the passages.
+A collection holds two published views, `lexical` (BM25) and `dense` (MiniLM vectors), each replaced
+whole when a newer one is built; an arm is ready for a collection once its view exists, and a call
+never builds one. The library's thread loads the on-disk indexes at start, brings them up to date,
+and rescans the folders every `rescan_every_s`, so edits are picked up while the server runs.
+
+Several processes may share an index folder (replicas, `mcp-router index` beside a server): a file
+lock lets one of them index while the others keep serving what they have and load its result.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".rst"})
-MAX_PASSAGE_CHARS = 1200
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$", re.MULTILINE)
+from providers.retrieve import embedder
+from providers.retrieve.folder_index import FileRecord, IndexFiles, default_index_root, index_folder
+from providers.retrieve.indexer import Embed, RefreshReport, load_saved, refresh
+from providers.retrieve.indexes import DenseIndex, LexicalIndex
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class Document:
-    id: str
-    text: str
-    metadata: dict[str, Any]
-
-
-def split_passages(text: str, max_chars: int = MAX_PASSAGE_CHARS) -> list[str]:
-    """Paragraphs packed greedily up to `max_chars`; a longer paragraph is cut on whitespace."""
-    passages: list[str] = []
-    current = ""
-    for paragraph in (p.strip() for p in re.split(r"\n\s*\n", text)):
-        if not paragraph:
-            continue
-        while len(paragraph) > max_chars:
-            cut = paragraph.rfind(" ", 0, max_chars)
-            cut = cut if cut > max_chars // 2 else max_chars
-            if current:
-                passages.append(current)
-                current = ""
-            passages.append(paragraph[:cut].strip())
-            paragraph = paragraph[cut:].strip()
-        if current and len(current) + len(paragraph) + 2 > max_chars:
-            passages.append(current)
-            current = ""
-        current = f"{current}\n\n{paragraph}" if current else paragraph
-    if current:
-        passages.append(current)
-    return passages
-
-
-def read_folder(name: str, root: Path) -> list[Document]:
-    documents: list[Document] = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        heading = _HEADING.search(text)
-        title = heading.group(1).strip() if heading else path.stem
-        relative = path.relative_to(root).as_posix()
-        for i, passage in enumerate(split_passages(text)):
-            documents.append(
-                Document(
-                    id=f"{relative}#{i}",
-                    text=passage,
-                    metadata={"collection": name, "path": relative, "title": title, "chunk": i},
-                )
-            )
-    return documents
+View = Literal["lexical", "dense"]
+DIMENSION = 384
+RESCAN_EVERY_S = 30.0
+BUSY_RETRY_S = 2.0  # another process holds the index lock: look again this soon
 
 
 @dataclass
+class IndexProgress:
+    """What the indexer is doing for one collection (written by its thread, read for status)."""
+
+    phase: str = "pending"  # pending, loading, scanning, lexical, embedding, waiting, idle, failed
+    to_embed: int = 0
+    embedded: int = 0
+    started_at: float | None = None
+    last: RefreshReport | None = None
+    last_at: float | None = None
+    error: str | None = None
+
+    def begin(self, phase: str) -> None:
+        self.phase, self.started_at, self.error = phase, time.time(), None
+
+    def finish(self, report: RefreshReport) -> None:
+        self.phase = "idle" if report.complete else "pending"
+        self.last, self.last_at = report, time.time()
+
+
 class Collection:
-    """One named folder. Indexes are built lazily and guarded by a lock (retrievers run in threads)."""
+    """One named folder and its published indexes."""
 
-    name: str
-    root: Path
-    _documents: list[Document] | None = field(default=None, repr=False)
-    _bm25: Any = field(default=None, repr=False)
-    _vectors: np.ndarray | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    dimension = DIMENSION
 
-    @property
-    def documents(self) -> list[Document]:
-        if self._documents is not None:  # built once, never replaced: no lock (an index build holds it)
-            return self._documents
-        with self._lock:
-            if self._documents is None:
-                self._documents = read_folder(self.name, self.root)
-            return self._documents
+    def __init__(self, name: str, root: Path, index_root: Path | None) -> None:
+        self.name = name
+        self.root = root
+        self.index_files = IndexFiles(index_folder(index_root, name, root)) if index_root else None
+        self.lexical: LexicalIndex | None = None
+        self.dense: DenseIndex | None = None
+        self.progress = IndexProgress()
+        self.known_files: dict[str, FileRecord] = {}  # the indexer's; calls never read it
+        self.vectors_by_sha: dict[str, np.ndarray] = {}
+        self.state_lock = threading.Lock()  # one indexer at a time (the thread, or a direct refresh)
 
-    @property
-    def bm25_ready(self) -> bool:
-        return self._bm25 is not None
+    def view(self, kind: View) -> LexicalIndex | DenseIndex | None:
+        return self.lexical if kind == "lexical" else self.dense
 
-    def bm25(self) -> Any:
-        if self._bm25 is not None:  # the event loop ranks on a built index: it must never wait on the lock
-            return self._bm25
-        documents = self.documents
-        with self._lock:
-            if self._bm25 is None:
-                bm25s = import_bm25s()
-                index = bm25s.BM25()
-                if documents:
-                    corpus = [d.text for d in documents]
-                    index.index(
-                        bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False
-                    )
-                self._bm25 = index
-            return self._bm25
+    def describe_progress(self) -> str:
+        """One line for an error message: how far indexing is."""
+        p = self.progress
+        if p.phase == "embedding" and p.to_embed:
+            return f"embedding {p.embedded}/{p.to_embed} passages"
+        if p.error:
+            return f"indexing failed: {p.error}"
+        return p.phase
 
-    @property
-    def vectors_ready(self) -> bool:
-        return self._vectors is not None
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        """The collection as `router://collections` shows it."""
+        now = time.time() if now is None else now
+        p = self.progress
 
-    def vectors(self) -> np.ndarray:
-        documents = self.documents
-        with self._lock:
-            if self._vectors is None:
-                from providers.retrieve.embedder import embed
+        def view_state(view: LexicalIndex | DenseIndex | None) -> dict[str, Any]:
+            if view is None:
+                return {"ready": False, "documents": None, "built_at": None, "age_s": None}
+            return {
+                "ready": True,
+                "documents": len(view.documents),
+                "built_at": round(view.built_at, 3),
+                "age_s": round(now - view.built_at, 1),
+            }
 
-                self._vectors = embed([d.text for d in documents])
-            return self._vectors
-
-
-@functools.cache
-def import_bm25s() -> Any:
-    """bm25s, imported on first use. It sets its own logger to DEBUG when imported, which put a
-    "Building index" line on every host's log; its warnings and errors still come through."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
+        return {
+            "kind": "folder",
+            "path": str(self.root),
+            "index_dir": str(self.index_files.folder) if self.index_files else None,
+            "files": len(self.known_files) if self.known_files else None,
+            "documents": len(self.lexical.documents) if self.lexical else None,
+            "lexical": view_state(self.lexical),
+            "dense": view_state(self.dense),
+            "indexing": {
+                "phase": p.phase,
+                "to_embed": p.to_embed,
+                "embedded": p.embedded,
+                "error": p.error,
+                "last_refresh": asdict(p.last) if p.last else None,
+                "last_refresh_at": round(p.last_at, 3) if p.last_at else None,
+            },
+        }
 
 
 class CollectionLibrary:
-    """The collections a server knows, by name; the first one is the default."""
+    """The collections a server knows, by name (the first is the default), and their indexer.
 
-    def __init__(self, folders: Iterable[tuple[str, Path]] = ()) -> None:
-        self._collections = {name: Collection(name, Path(root)) for name, root in folders}
+    `index_root` is where indexes persist (default `$MCP_ROUTER_INDEX_DIR`, else the user cache);
+    `False` keeps them in memory only. `embed` builds the dense view; None builds BM25 only (no arm
+    needs vectors). `start` runs the indexer thread; `refresh` indexes now, in the calling thread
+    (tests, `mcp-router index`)."""
+
+    def __init__(
+        self,
+        folders: Iterable[tuple[str, Path]] = (),
+        index_root: Path | Literal[False] | None = None,
+        rescan_every_s: float = RESCAN_EVERY_S,
+        embed: Embed | None = embedder.embed,
+    ) -> None:
+        root = None if index_root is False else (index_root or default_index_root())
+        self._collections = {name: Collection(name, Path(path), root) for name, path in folders}
+        self.rescan_every_s = rescan_every_s
+        self.embed = embed
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
 
     def names(self) -> list[str]:
         return list(self._collections)
@@ -154,3 +152,106 @@ class CollectionLibrary:
 
     def get(self, name: str) -> Collection | None:
         return self._collections.get(name)
+
+    # ------------------------------------------------------------------------------------- indexing
+
+    def start(self) -> None:
+        """Start the indexer thread (once; later calls do nothing)."""
+        with self._start_lock:
+            if self._thread is not None or not self._collections:
+                return
+            self._thread = threading.Thread(target=self._run, name="collection-indexer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread between two batches; what it embedded so far is saved first."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def rescan(self) -> None:
+        """Ask the thread to look at the folders now instead of at its next scheduled rescan."""
+        self._wake.set()
+
+    def refresh(self, names: Iterable[str] | None = None) -> dict[str, RefreshReport]:
+        """Index the named collections (default: all) now, waiting for another process if it holds one."""
+        reports: dict[str, RefreshReport] = {}
+        for name in names if names is not None else self.names():
+            collection = self._collections[name]
+            with collection.state_lock:
+                if collection.lexical is None and collection.dense is None:
+                    load_saved(collection)
+                reports[name] = self._locked(collection, blocking=True)  # type: ignore[assignment]
+        return reports
+
+    def _run(self) -> None:
+        for collection in self:
+            collection.progress.begin("loading")
+            with collection.state_lock:
+                try:
+                    load_saved(collection)
+                except Exception as exc:  # a damaged index is rebuilt by the refresh below
+                    log.warning("could not load the saved index of %s: %s", collection.name, exc)
+        while not self._stopping.is_set():
+            busy = False
+            for collection in self:
+                if self._stopping.is_set():
+                    return
+                with collection.state_lock:
+                    try:
+                        self._locked(collection, blocking=False)
+                    except Exception:  # e.g. an index folder that cannot be created: next rescan
+                        log.warning("indexing %s failed", collection.name, exc_info=True)
+                    busy |= collection.progress.phase == "waiting"
+            self._wake.wait(BUSY_RETRY_S if busy else self.rescan_every_s)
+            self._wake.clear()
+
+    def _locked(self, collection: Collection, blocking: bool) -> RefreshReport | None:
+        """Refresh under the index folder's file lock; None if another process holds it (its work is
+        loaded instead), or if the refresh failed (the error is in the collection's progress)."""
+        lock = _file_lock(collection)
+        if lock is not None and not _acquire(lock, blocking):
+            collection.progress.phase = "waiting"
+            _reload_if_newer(collection)
+            return None
+        try:
+            if lock is not None:  # another process may have indexed since we last looked
+                _reload_if_newer(collection)
+            return refresh(collection, self.embed, self._stopping.is_set)
+        except Exception as exc:
+            log.warning("indexing %s failed", collection.name, exc_info=True)
+            collection.progress.phase, collection.progress.error = "failed", f"{type(exc).__name__}: {exc}"
+            if blocking:
+                raise
+            return None
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+def _file_lock(collection: Collection) -> Any | None:
+    if collection.index_files is None:
+        return None
+    from filelock import FileLock
+
+    folder = collection.index_files.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(folder / ".lock")
+
+
+def _acquire(lock: Any, blocking: bool) -> bool:
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=-1 if blocking else 0)
+    except Timeout:
+        return False
+    return True
+
+
+def _reload_if_newer(collection: Collection) -> None:
+    """Take another process's saved work, so it is neither redone nor served stale."""
+    store = collection.index_files
+    if store is not None and store.changed_on_disk():
+        load_saved(collection)

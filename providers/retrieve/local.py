@@ -1,131 +1,142 @@
-"""Retrievers over local collections: BM25 (bm25s), dense (MiniLM + numpy), hybrid (reciprocal-rank fusion).
+"""Retrievers over folder collections: BM25 (bm25s), dense (MiniLM + numpy), hybrid (reciprocal-rank fusion).
 
-All three are CPU-bound, so they run in a worker thread and the event loop keeps serving.
+They rank on the indexes the library's indexer thread publishes and never build one: until its view
+exists an arm is not `ready`, so the router passes it over, and a call that reaches it anyway waits
+at most `READY_WAIT_S` before failing with how far indexing is. Ranking on a built BM25 index is
+quick enough for the event loop; a dense query embeds in a worker thread that a timed-out call
+abandons instead of waiting for.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Sequence
+from typing import ClassVar, TypeVar
 
 import anyio
 import numpy as np
 
 from providers.base import Adapter
-from providers.errors import BadRequest
+from providers.errors import BadRequest, Unavailable
 from providers.retrieve import embedder
-from providers.retrieve.collections import Collection, import_bm25s
+from providers.retrieve.collections import Collection, View
+from providers.retrieve.documents import Document
+from providers.retrieve.indexes import DenseIndex, LexicalIndex
 from providers.types import Passage, RetrieveRequest
 
 RRF_K = 60
+DENSE_TYPES = frozenset({"dense", "hybrid"})  # the arm types that need a collection's vectors
+READY_WAIT_S = 2.0  # a call that finds its index still building waits this long, then fails
+Key = TypeVar("Key", bound=Hashable)
 
 
-def bm25_ranking(collection: Collection, query: str, depth: int) -> list[tuple[int, float]]:
-    """(document index, BM25 score) best first; empty when the query has no indexable term."""
-    bm25s = import_bm25s()
-    n = len(collection.documents)
-    tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
-    if n == 0 or not tokens.ids or not tokens.ids[0]:
-        return []
-    index = collection.bm25()
-    # n_threads=0 ranks in the calling thread; any other value builds a thread pool per query
-    docs, scores = index.retrieve(tokens, k=min(depth, n), show_progress=False, n_threads=0)
-    return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
-
-
-def dense_ranking(collection: Collection, query: str, depth: int) -> list[tuple[int, float]]:
-    """(document index, cosine similarity) best first, by exact brute force."""
-    from providers.retrieve.embedder import embed
-
-    vectors = collection.vectors()
-    if len(vectors) == 0:
-        return []
-    sims = vectors @ embed([query])[0]
-    depth = min(depth, len(sims))
-    top = np.argpartition(-sims, depth - 1)[:depth]
-    top = top[np.argsort(-sims[top], kind="stable")]
-    return [(int(i), float(sims[i])) for i in top]
-
-
-def rrf(rankings: list[list[tuple[int, float]]], depth: int, k: int = RRF_K) -> list[tuple[int, float]]:
+def rrf(
+    rankings: Sequence[Sequence[tuple[Key, float]]], depth: int, k: int = RRF_K
+) -> list[tuple[Key, float]]:
     """Reciprocal-rank fusion: score(d) = Σ 1 / (k + rank(d)), ranks starting at 1."""
-    fused: dict[int, float] = {}
+    fused: dict[Key, float] = {}
     for ranking in rankings:
         for rank, (doc, _) in enumerate(ranking, start=1):
             fused[doc] = fused.get(doc, 0.0) + 1.0 / (k + rank)
-    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:depth]
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:depth]  # type: ignore[operator]
+
+
+def query_vector(query: str) -> np.ndarray:
+    return embedder.embed_queries([query])[0]
+
+
+def lexical_hits(view: LexicalIndex, query: str, depth: int) -> list[tuple[Document, float]]:
+    return [(view.documents[i], score) for i, score in view.rank(query, depth)]
+
+
+def dense_hits(view: DenseIndex, query: str, depth: int) -> list[tuple[Document, float]]:
+    return [(view.documents[i], score) for i, score in view.rank(query_vector(query), depth)]
 
 
 class _LocalRetriever(Adapter[RetrieveRequest, list[Passage]]):
     tool = "retrieve"
+    views: ClassVar[tuple[View, ...]]
+    inline: ClassVar[bool] = False  # ranks on the event loop (no model pass)
 
-    def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
-        raise NotImplementedError
-
-    def ranks_inline(self, collection: Collection) -> bool:
-        """Whether ranking is quick enough for the event loop (a built BM25 index answers in far less
-        than a thread hop costs); model passes and index builds go to a worker thread."""
-        return False
-
-    async def call(self, request: RetrieveRequest) -> list[Passage]:
+    def collection(self, request: RetrieveRequest) -> Collection:
         collection = self.env.collections.get(request.collection)
         if collection is None:
             raise BadRequest(self.name, f"unknown collection {request.collection!r}")
-        if self.ranks_inline(collection):
-            ranking = self.rank(collection, request.query, request.k)
+        return collection
+
+    def ready(self, request: RetrieveRequest) -> bool:
+        collection = self.env.collections.get(request.collection)
+        return collection is None or all(collection.view(v) is not None for v in self.views)
+
+    def rank(self, collection: Collection, query: str, k: int) -> list[tuple[Document, float]]:
+        raise NotImplementedError
+
+    async def call(self, request: RetrieveRequest) -> list[Passage]:
+        collection = self.collection(request)
+        await self._until_ready(collection, request)
+        if self.inline:
+            hits = self.rank(collection, request.query, request.k)
         else:
-            ranking = await anyio.to_thread.run_sync(self.rank, collection, request.query, request.k)
-        documents = collection.documents
-        return [
-            Passage(
-                id=documents[i].id,
-                text=documents[i].text,
-                score=round(score, 6),
-                metadata=documents[i].metadata,
+            hits = await anyio.to_thread.run_sync(
+                self.rank, collection, request.query, request.k, abandon_on_cancel=True
             )
-            for i, score in ranking
+        return [
+            Passage(id=doc.id, text=doc.text, score=round(score, 6), metadata=doc.metadata)
+            for doc, score in hits
         ]
+
+    async def _until_ready(self, collection: Collection, request: RetrieveRequest) -> None:
+        if self.ready(request):
+            return
+        self.env.collections.start()  # a library used without a server indexes on first demand
+        give_up = time.monotonic() + READY_WAIT_S
+        while not self.ready(request):
+            if time.monotonic() >= give_up:
+                raise Unavailable(
+                    self.name,
+                    f"collection {collection.name!r} is still being indexed "
+                    f"({collection.describe_progress()}); another arm or a retry shortly will serve it",
+                )
+            await anyio.sleep(0.05)
 
 
 class BM25Retriever(_LocalRetriever):
     type = "bm25"
+    views = ("lexical",)
+    inline = True  # a built index answers in far less time than a thread hop costs
 
-    def ranks_inline(self, collection: Collection) -> bool:
-        return collection.bm25_ready
-
-    def ready(self, request: RetrieveRequest) -> bool:
-        collection = self.env.collections.get(request.collection)
-        return collection is None or collection.bm25_ready
-
-    def prepare(self) -> None:
-        for collection in self.env.collections:
-            collection.bm25()
-
-    def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
-        return bm25_ranking(collection, query, k)
+    def rank(self, collection: Collection, query: str, k: int) -> list[tuple[Document, float]]:
+        assert collection.lexical is not None
+        return lexical_hits(collection.lexical, query, k)
 
 
 class _EmbeddingRetriever(_LocalRetriever):
-    """Needs MiniLM and each collection's vectors: until both are there it is not `ready`, and the
-    server's start-up `prepare` loads them in the background."""
-
-    def ready(self, request: RetrieveRequest) -> bool:
-        collection = self.env.collections.get(request.collection)
-        return embedder.loaded() and (collection is None or collection.vectors_ready)
-
     def prepare(self) -> None:
-        embedder.load_model()
-        for collection in self.env.collections:
-            collection.vectors()
+        """Load the query encoder (well under a second, no torch) before the first call needs it."""
+        embedder.load_query_encoder()
 
 
 class DenseRetriever(_EmbeddingRetriever):
     type = "dense"
+    views = ("dense",)
 
-    def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
-        return dense_ranking(collection, query, k)
+    def rank(self, collection: Collection, query: str, k: int) -> list[tuple[Document, float]]:
+        assert collection.dense is not None
+        return dense_hits(collection.dense, query, k)
 
 
 class HybridRetriever(_EmbeddingRetriever):
     type = "hybrid"
+    views = ("lexical", "dense")
 
-    def rank(self, collection: Collection, query: str, k: int) -> list[tuple[int, float]]:
+    def rank(self, collection: Collection, query: str, k: int) -> list[tuple[Document, float]]:
+        """Fused by document id: the two views may be of different ages while the indexer works."""
+        lexical, dense = collection.lexical, collection.dense
+        assert lexical is not None and dense is not None
         depth = max(4 * k, 20)
-        return rrf([bm25_ranking(collection, query, depth), dense_ranking(collection, query, depth)], k)
+        by_id: dict[str, Document] = {}
+        rankings = []
+        for hits in (lexical_hits(lexical, query, depth), dense_hits(dense, query, depth)):
+            rankings.append([(doc.id, score) for doc, score in hits])
+            by_id.update((doc.id, doc) for doc, _ in hits)
+        return [(by_id[doc_id], score) for doc_id, score in rrf(rankings, k)]

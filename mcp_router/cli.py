@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="run a routing benchmark in simulated time (no server)")
     bench.add_argument(
-        "name", choices=["retrieval", "qa-pool", "judge", "overhead", "state", "load"], help="which benchmark"
+        "name",
+        choices=["retrieval", "qa-pool", "judge", "overhead", "state", "load", "collections"],
+        help="which benchmark",
     )
     bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
     bench.add_argument("--quick", action="store_true", help="overhead, state: a small smoke run (CI)")
@@ -149,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--calls", type=int, metavar="N", help="calls sent (default 20000; --quick 2000)")
     load.add_argument("--concurrency", type=int, metavar="C", help="calls in flight (default 64)")
     load.add_argument("--kill", action="store_true", help="kill -9 the server half-way, restart, check")
+    collections = bench.add_argument_group("bench collections")
+    collections.add_argument(
+        "--documents", type=int, metavar="N", help="SciFact abstracts indexed (default all; --quick 150)"
+    )
+    collections.add_argument(
+        "--workdir", metavar="DIR", help="keep the folder, indexes and logs here (default: a temp dir)"
+    )
     train = commands.add_parser(
         "train", help="fit an MTRouter checkpoint: from the server's logs (--from-db) or a routing-data file"
     )

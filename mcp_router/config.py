@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mcp_router.routing import ROUTER_NAMES, LQMParams
 from mcp_router.routing.guards import GuardParams, from_mapping
 from mcp_router.routing.mtrouter.pool import ModelSpec
-from mcp_router.schemas import COLLECTION_CHARS, COLLECTION_PATTERN
+from mcp_router.schemas import COLLECTION_CHARS, COLLECTION_MAX_CHARS, COLLECTION_PATTERN
 from mcp_router.store.retention import RetentionPolicy
 from providers import ProviderSpec, Secret, adapter_class, known_types
 
@@ -33,6 +34,9 @@ DB_ENV = "MCP_ROUTER_DB"
 BUILTIN_PREFIX = "builtin:"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_OPTION = re.compile(r"key|token|secret|password|auth", re.IGNORECASE)
+# Retrieve types that search the folder collections ([collections.NAME]); every other retrieve type is a
+# remote store, whose adapter names the option that pins its remote collection (`target_option`).
+LOCAL_RETRIEVE_TYPES = frozenset({"bm25", "dense", "hybrid"})
 
 
 class ConfigError(Exception):
@@ -59,6 +63,8 @@ class ProviderConfig(_Strict):
     pool_timeout_s: float = Field(default=5.0, gt=0, le=600)  # wait for a free connection, then unavailable
     quality_prior: float | None = Field(default=None, ge=0, le=1)  # expected quality; picks the judge
     context_window: int | None = Field(default=None, ge=1)  # input tokens the model accepts (llm only)
+    # retrieve only: the collections it serves, as names or as {our name = "remote name"}
+    collections: list[str] | dict[str, str] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("type")
@@ -89,7 +95,9 @@ class ProviderConfig(_Strict):
             return f"environment variable {self.base_url_env} is not set"
         return None
 
-    def spec(self) -> ProviderSpec:
+    def spec(self, collections: Mapping[str, str] | None = None) -> ProviderSpec:
+        """The adapter's spec; `collections` is what `Config.collections_of` resolved for it (None:
+        it serves any request, as every search and llm_complete provider does)."""
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         return ProviderSpec(
             name=self.name,
@@ -103,6 +111,7 @@ class ProviderConfig(_Strict):
             options=dict(self.options),
             max_connections=self.max_connections,
             pool_timeout_s=self.pool_timeout_s,
+            collections=None if collections is None else dict(collections),
         )
 
 
@@ -156,6 +165,7 @@ class ToolConfig(_Strict):
     providers: list[ProviderConfig] = Field(default_factory=list)
     models: list[ModelConfig] = Field(default_factory=list)  # llm_complete only; default: one per `model`
     mtrouter: MTRouterConfig = Field(default_factory=MTRouterConfig)
+    default_collection: str | None = None  # retrieve only; None: the first folder collection, else remote one
 
     @field_validator("router")
     @classmethod
@@ -196,6 +206,16 @@ class JudgeConfig(_Strict):
 
 class CollectionConfig(_Strict):
     path: str
+
+
+class IndexingConfig(_Strict):
+    """Folder collections' on-disk indexes (`providers/retrieve/collections.py`): a server loads them
+    at start, builds what is missing in the background, and rescans the folders every
+    `rescan_every_s` so edited files are indexed while it runs. `dir` defaults to
+    `$MCP_ROUTER_INDEX_DIR`, else the user cache folder; indexes are derived data, safe to delete."""
+
+    dir: str | None = None
+    rescan_every_s: float = Field(default=30.0, gt=0, le=86_400)
 
 
 class RetentionConfig(_Strict):
@@ -315,6 +335,7 @@ class Config(_Strict):
     tools: dict[ToolName, ToolConfig] = Field(default_factory=dict)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    indexing: IndexingConfig = Field(default_factory=IndexingConfig)
 
     @model_validator(mode="after")
     def _add_auto_providers(self) -> Config:
@@ -341,9 +362,31 @@ class Config(_Strict):
                 if provider.name in seen:
                     raise ValueError(f"provider name {provider.name!r} appears twice under [tools.{tool}]")
                 seen.add(provider.name)
+                if provider.collections is not None and served != "retrieve":
+                    raise ValueError(
+                        f"provider {provider.name!r}: only retrieve providers serve `collections`; "
+                        f"remove it from this `{served}` provider"
+                    )
         for name in self.collections:
-            if not name or not re.match(COLLECTION_PATTERN, name):
-                raise ValueError(f"collection name {name!r} may only hold {COLLECTION_CHARS}")
+            _check_collection_name(name, "collection name")
+        return self
+
+    @model_validator(mode="after")
+    def _collections_resolve(self) -> Config:
+        """Every retrieve provider serves at least one collection it can name, a remote store never
+        takes a folder collection's name (local and remote arms would compete over different
+        corpora), and the default collection is one of them."""
+        for tool, tool_config in self.tools.items():
+            if tool_config.default_collection is not None and tool != "retrieve":
+                raise ValueError(f"[tools.{tool}] default_collection: only retrieve has collections")
+        for provider in self.tool("retrieve").providers:
+            self.collections_of(provider)  # raises on a provider that names no collection it can serve
+        default = self.tool("retrieve").default_collection
+        if default is not None and default not in self.collection_names():
+            raise ValueError(
+                f"[tools.retrieve] default_collection {default!r} is not a collection; "
+                f"use one of: {', '.join(self.collection_names()) or '(none configured)'}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -373,6 +416,56 @@ class Config(_Strict):
 
     def tool(self, name: ToolName) -> ToolConfig:
         return self.tools.get(name) or ToolConfig()
+
+    def collections_of(self, provider: ProviderConfig) -> dict[str, str] | None:
+        """The collections `provider` serves: our name → the name its store knows (a local arm's are
+        the folder collections, under their own names). None for a search or llm_complete provider,
+        which serves any request. Raises ValueError for a retrieve provider that names none."""
+        if adapter_class(provider.type).tool != "retrieve":
+            return None
+        if provider.type in LOCAL_RETRIEVE_TYPES:
+            return self._folder_collections_of(provider)
+        served = _remote_collections_of(provider)
+        for name in served:
+            if name in self.collections:
+                raise ValueError(
+                    f"provider {provider.name!r}: {name!r} is a folder collection ([collections.{name}]), "
+                    f"searched by the local providers; give the remote one its own name, e.g. "
+                    f'collections = {{ {name}-{provider.type} = "{served[name]}" }}'
+                )
+        return served
+
+    def _folder_collections_of(self, provider: ProviderConfig) -> dict[str, str]:
+        """Every folder collection, or the listed ones, each under its own name."""
+        listed = provider.collections
+        if listed is None:
+            return {name: name for name in self.collections}
+        if isinstance(listed, dict):
+            raise ValueError(
+                f"provider {provider.name!r} ({provider.type}) searches folder collections under their "
+                f'own names: list them, e.g. collections = ["{next(iter(listed), "docs")}"]'
+            )
+        folders = ", ".join(self.collections) or '(none; add [collections.NAME] path = "FOLDER")'
+        for name in _listed(provider, listed):
+            if name not in self.collections:
+                raise ValueError(
+                    f"provider {provider.name!r} ({provider.type}) lists {name!r}, which is not a folder "
+                    f"collection; the folder collections are: {folders}"
+                )
+        return {name: name for name in listed}
+
+    def collection_names(self) -> list[str]:
+        """Every collection `retrieve` knows, served or not: the folders, then the remote ones in
+        provider order."""
+        names = dict.fromkeys(self.collections)
+        for provider in self.tool("retrieve").providers:
+            names.update(dict.fromkeys(self.collections_of(provider) or {}))
+        return list(names)
+
+    def default_collection(self) -> str | None:
+        """`[tools.retrieve] default_collection`, else the first folder collection, else the first
+        remote one; None when there is no collection at all."""
+        return self.tool("retrieve").default_collection or next(iter(self.collection_names()), None)
 
     def model_pool(self) -> list[ModelSpec]:
         """Every configured model, serving or not, in config order (a checkpoint is tied to this order).
@@ -430,6 +523,27 @@ class Config(_Strict):
 
 
 @dataclass(frozen=True)
+class CollectionEntry:
+    """One collection `retrieve` can search: a folder of ours or a remote store's, and who serves it.
+    Only the providers serving a collection compete for its calls."""
+
+    name: str
+    kind: Literal["folder", "remote"]
+    path: Path | None  # a folder collection's folder
+    arms: tuple[str, ...]  # the enabled providers serving it, in config order
+    disabled_arms: tuple[str, ...] = ()  # configured to serve it, but off (shown, never routed to)
+
+    def view(self) -> dict[str, Any]:
+        """For `router://config` and the tool's errors: JSON-ready."""
+        return {
+            "kind": self.kind,
+            "path": None if self.path is None else str(self.path),
+            "providers": list(self.arms),
+            "disabled_providers": list(self.disabled_arms),
+        }
+
+
+@dataclass(frozen=True)
 class LoadedConfig:
     config: Config
     source: str  # the file it came from, or "built-in default"
@@ -438,12 +552,87 @@ class LoadedConfig:
     def collection_folders(self) -> list[tuple[str, Path]]:
         return [(name, resolve_folder(c.path, self.base_dir)) for name, c in self.config.collections.items()]
 
+    def catalogue(self) -> dict[str, CollectionEntry]:
+        """Every collection `retrieve` knows, in `Config.collection_names` order, with its kind, its
+        folder and the providers serving it (enabled ones, and the configured ones that are off)."""
+        folders = dict(self.collection_folders())
+        providers = self.config.tool("retrieve").providers
+        served = {p.name: self.config.collections_of(p) or {} for p in providers}
+
+        def serving(name: str, enabled: bool) -> tuple[str, ...]:
+            return tuple(
+                p.name
+                for p in providers
+                if name in served[p.name] and (p.disabled_reason() is None) == enabled
+            )
+
+        return {
+            name: CollectionEntry(
+                name=name,
+                kind="folder" if name in folders else "remote",
+                path=folders.get(name),
+                arms=serving(name, True),
+                disabled_arms=serving(name, False),
+            )
+            for name in self.config.collection_names()
+        }
+
     def database_path(self, override: str | None = None) -> Path | str:
         """A SQLite file's path, or a `postgresql://` URL as given (a URL is not a path)."""
         chosen = override or os.environ.get(DB_ENV) or self.config.database
         if chosen and "://" in chosen:
             return chosen
         return Path(chosen).expanduser() if chosen else default_data_dir() / "router.db"
+
+
+def _check_collection_name(name: str, what: str) -> None:
+    """Collection names follow the tool's own rule, so every configured one can be asked for."""
+    if not name or not re.match(COLLECTION_PATTERN, name) or len(name) > COLLECTION_MAX_CHARS:
+        raise ValueError(
+            f"{what} {name!r} may only hold {COLLECTION_CHARS}, at most {COLLECTION_MAX_CHARS} of them"
+        )
+
+
+def _listed(provider: ProviderConfig, names: list[str]) -> list[str]:
+    """A provider's `collections` names: not empty (that arm could never serve), no name twice."""
+    if not names:
+        raise ValueError(
+            f"provider {provider.name!r}: `collections` is empty; list what it serves, or set enabled = false"
+        )
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"provider {provider.name!r} lists collection {name!r} twice")
+    return names
+
+
+def _remote_collections_of(provider: ProviderConfig) -> dict[str, str]:
+    """A remote store's collections, our name → its own: `collections` as names (the same on both
+    sides) or as a table, else the one named by the adapter's pinned option (`table`, `index`,
+    `collection`). A pinned option wins over the table's remote names, as the adapter does."""
+    option = getattr(adapter_class(provider.type), "target_option", None) or "collection"
+    pinned = provider.options.get(option)
+    pinned = pinned if isinstance(pinned, str) and pinned else None
+    listed = provider.collections
+    if listed is None:
+        if pinned is None:
+            raise ValueError(
+                f"provider {provider.name!r} ({provider.type}) names no collection: add "
+                f'collections = ["NAME"] (NAME being the remote {option} too) or '
+                f'collections = {{ NAME = "REMOTE_{option.upper()}" }}'
+            )
+        if not re.match(COLLECTION_PATTERN, pinned) or len(pinned) > COLLECTION_MAX_CHARS:
+            raise ValueError(
+                f"provider {provider.name!r}: its {option} {pinned!r} cannot be a collection name "
+                f'({COLLECTION_CHARS}); name it: collections = {{ NAME = "{pinned}" }}'
+            )
+        return {pinned: pinned}
+    _listed(provider, list(listed))
+    mapping = dict(listed) if isinstance(listed, dict) else {name: name for name in listed}
+    for name, remote in mapping.items():
+        _check_collection_name(name, f"provider {provider.name!r}: collection")
+        if not remote:
+            raise ValueError(f"provider {provider.name!r}: collection {name!r} maps to an empty remote name")
+    return {name: pinned or remote for name, remote in mapping.items()}
 
 
 def _context_window(provider: ProviderConfig) -> int | None:
@@ -542,7 +731,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
 
 
 def with_docs(loaded: LoadedConfig, folders: list[str]) -> LoadedConfig:
-    """Put `--docs` folders first (the first becomes the default collection), named after the folder."""
+    """Put `--docs` folders first, named after the folder; the first becomes the default collection,
+    whatever the config's `default_collection` says (the command line is the later word)."""
     if not folders:
         return loaded
     added: dict[str, CollectionConfig] = {}
@@ -553,5 +743,13 @@ def with_docs(loaded: LoadedConfig, folders: list[str]) -> LoadedConfig:
         name = re.sub(r"[^A-Za-z0-9_.\-]", "-", path.name) or "docs"
         added[name] = CollectionConfig(path=str(path))
     rest = {k: v for k, v in loaded.config.collections.items() if k not in added}
-    config = loaded.config.model_copy(update={"collections": added | rest})
+    retrieve = loaded.config.tool("retrieve").model_copy(update={"default_collection": next(iter(added))})
+    config = loaded.config.model_copy(
+        update={"collections": added | rest, "tools": {**loaded.config.tools, "retrieve": retrieve}}
+    )
+    try:  # a remote provider may already use a --docs folder's name
+        for provider in retrieve.providers:
+            config.collections_of(provider)
+    except ValueError as exc:
+        raise ConfigError(f"--docs: {exc}") from None
     return LoadedConfig(config=config, source=loaded.source, base_dir=loaded.base_dir)

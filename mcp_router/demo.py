@@ -59,18 +59,31 @@ def _row(cells: list[Any]) -> str:
     return "".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)) + str(cells[-1])
 
 
+async def still_loading(client: Client) -> list[str]:
+    """The arms still loading a model (`tool/arm`) and the folder collections still being indexed
+    (`collection NAME`), as the server's resources report them."""
+    stats = json.loads((await client.read_resource("router://stats")).contents[0].text)
+    listed = json.loads((await client.read_resource("router://collections")).contents[0].text)
+    arms = [
+        f"{tool}/{name}"
+        for tool, entry in stats["tools"].items()
+        for name, arm in entry["arms"].items()
+        if arm.get("warmed_up") is False
+    ]
+    folders = [
+        f"collection {name}"
+        for name, entry in listed["collections"].items()
+        if entry["kind"] == "folder" and entry["indexing"]["phase"] != "idle"
+    ]
+    return arms + folders
+
+
 async def _wait_for_warm_up(client: Client, limit_s: float = 120.0) -> None:
     """The server loads models and indexes in the background and routes around arms still loading;
     the demo waits for them so that every arm shows up in its table."""
     started = time.monotonic()
     while time.monotonic() - started < limit_s:
-        stats = json.loads((await client.read_resource("router://stats")).contents[0].text)
-        loading = [
-            f"{tool}/{name}"
-            for tool, entry in stats["tools"].items()
-            for name, arm in entry["arms"].items()
-            if arm.get("warmed_up") is False
-        ]
+        loading = await still_loading(client)
         if not loading:
             print(f"models and indexes loaded in the background in {time.monotonic() - started:.1f} s\n")
             return

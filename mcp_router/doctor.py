@@ -8,19 +8,20 @@ from typing import Any
 
 import anyio
 
-from mcp_router.config import TOOLS, LoadedConfig, ProviderConfig
+from mcp_router.config import TOOLS, Config, LoadedConfig, ProviderConfig
 from mcp_router.report import table
+from mcp_router.serving.runtime import collection_library
 from providers import ProviderEnv, ProviderError, create_adapter
-from providers.retrieve.collections import CollectionLibrary
 from providers.types import ChatMessage, CompletionRequest, RetrieveRequest, SearchRequest
 
 
-def probe_request(tool: str, collections: CollectionLibrary) -> Any:
-    """The smallest real call of each tool: one search hit, one passage, one generated token."""
+def probe_request(tool: str, collection: str | None) -> Any:
+    """The smallest real call of each tool: one search hit, one passage (from the first collection
+    the provider serves), one generated token."""
     if tool == "search":
         return SearchRequest(query="model context protocol", k=1)
     if tool == "retrieve":
-        return RetrieveRequest(query="configuration", collection=collections.default or "", k=1)
+        return RetrieveRequest(query="configuration", collection=collection or "", k=1)
     return CompletionRequest(messages=(ChatMessage("user", "Say OK."),), max_tokens=1, temperature=0.0)
 
 
@@ -30,12 +31,18 @@ def key_state(provider: ProviderConfig) -> str:
     return "no key needed"
 
 
-async def probe(provider: ProviderConfig, tool: str, env: ProviderEnv, timeout_s: float) -> str:
-    adapter = create_adapter(provider.spec(), env)
+async def probe(
+    provider: ProviderConfig, tool: str, env: ProviderEnv, timeout_s: float, config: Config
+) -> str:
+    collections = config.collections_of(provider)
+    adapter = create_adapter(provider.spec(collections), env)
+    request = probe_request(tool, next(iter(collections or {}), None))
     started = time.perf_counter()
     try:
         with anyio.fail_after(timeout_s):
-            await adapter.call(probe_request(tool, env.collections))
+            while not adapter.ready(request) and env.collections.get(getattr(request, "collection", "")):
+                await anyio.sleep(0.05)  # a folder collection's index is being built (or loaded)
+            await adapter.call(request)
     except TimeoutError:
         return f"no answer within {timeout_s:g} s"
     except ProviderError as exc:
@@ -46,7 +53,7 @@ async def probe(provider: ProviderConfig, tool: str, env: ProviderEnv, timeout_s
 
 
 async def diagnose(loaded: LoadedConfig, probe_calls: bool, timeout_s: float) -> list[list[str]]:
-    env = ProviderEnv(collections=CollectionLibrary(loaded.collection_folders()))
+    env = ProviderEnv(collections=collection_library(loaded))
     rows = []
     try:
         for tool in TOOLS:
@@ -55,7 +62,7 @@ async def diagnose(loaded: LoadedConfig, probe_calls: bool, timeout_s: float) ->
                 if why is not None:
                     result = "-"
                 elif probe_calls:
-                    result = await probe(provider, tool, env, timeout_s)
+                    result = await probe(provider, tool, env, timeout_s, loaded.config)
                 else:
                     result = "not probed"
                 rows.append(

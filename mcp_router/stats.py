@@ -55,7 +55,41 @@ def tool_stats(store: Store, route: ToolRoute, routers: dict[str, Any] | None = 
             "last_status": state.get("last_status"),
             "last_error": state.get("last_error"),
         }
-    return {"tool": route.tool, "router": route.router.name, "calls": total_calls, "arms": arms}
+    stats = {"tool": route.tool, "router": route.router.name, "calls": total_calls, "arms": arms}
+    scopes = store.scope_arm_states(route.tool)
+    if route.collections or scopes:
+        stats["collections"] = collection_stats(route, scopes)
+    return stats
+
+
+def collection_stats(route: ToolRoute, scopes: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Per collection and arm: only the arms serving a collection compete for it, so how each one
+    does there is what tells them apart. Collections no longer configured keep their totals (kind None)."""
+    names = list(route.collections) + [n for n in scopes if n not in route.collections]
+    view: dict[str, Any] = {}
+    for name in names:
+        entry = route.collections.get(name)
+        rows = scopes.get(name, {})
+        arm_names = list(entry.arms) if entry else []
+        arm_names += [a for a in rows if a not in arm_names]
+        view[name] = {
+            "kind": entry.kind if entry else None,
+            "arms": {arm: _scope_arm(rows.get(arm, {})) for arm in arm_names},
+        }
+    return view
+
+
+def _scope_arm(state: dict[str, Any]) -> dict[str, Any]:
+    calls = state.get("calls", 0)
+    quality_n = state.get("quality_n", 0)
+    return {
+        "calls": calls,
+        "ok": state.get("ok", 0),
+        "success_rate": round(state["ok"] / calls, 4) if calls else None,
+        "latency_mean_s": round(state["latency_sum_s"] / calls, 4) if calls else None,
+        "quality_mean": round(state["quality_sum"] / quality_n, 4) if quality_n else None,
+        "quality_n": quality_n,
+    }
 
 
 def all_stats(

@@ -54,6 +54,14 @@ class ProviderSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     max_connections: int = 16  # the provider's own HTTP pool: a slow provider cannot starve the others
     pool_timeout_s: float = 5.0  # waiting for a free connection of that pool, then `Unavailable`
+    # retrieve: the collections this arm serves, our name -> the name its store knows (config resolves
+    # it); None serves any request, as search and llm_complete arms do
+    collections: Mapping[str, str] | None = None
+
+    def remote_name(self, collection: str) -> str:
+        """The store's own name for our `collection` (its table, index or collection): the mapped
+        name, else the same name."""
+        return (self.collections or {}).get(collection, collection)
 
 
 @dataclass
@@ -112,6 +120,12 @@ class Adapter(ABC, Generic[RequestT, ResultT]):
 
     @abstractmethod
     async def call(self, request: RequestT) -> ResultT: ...
+
+    def serves(self, request: RequestT) -> bool:
+        """Whether this arm can answer `request` at all. A retrieve arm serves only its collections:
+        a local arm and a remote store search different corpora, so they never compete for one call."""
+        collections = self.spec.collections
+        return collections is None or getattr(request, "collection", None) in collections
 
     @property
     def running(self) -> int:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from mcp_router.demo import still_loading
 from providers import ProviderEnv
 from tests.providers_support import provider_env
 
@@ -155,14 +156,11 @@ def config_file(tmp_path: Path, wiki_url: str, notes_dir: Path) -> Path:
 
 
 async def warmed_up(client, limit_s: float = 120.0) -> None:
-    """Wait until every arm's start-up warm-up (model load, index build) has finished: until then the
-    router passes over arms still loading, which tests of exact rotations must not see."""
+    """Wait until every arm's start-up warm-up (model load) and every folder collection's indexing
+    have finished: until then the router passes over arms still loading, which tests of exact
+    rotations must not see."""
     import anyio
 
     with anyio.fail_after(limit_s):
-        while True:
-            stats = json.loads((await client.read_resource("router://stats")).contents[0].text)
-            arms = [arm for tool in stats["tools"].values() for arm in tool["arms"].values()]
-            if all(arm.get("warmed_up") is not False for arm in arms):
-                return
+        while await still_loading(client):
             await anyio.sleep(0.1)

@@ -4,8 +4,8 @@ retention and index tests on SQLite and PostgreSQL.
 Call i is at T0 + i. Every third call is an `llm_complete` step of a five-turn session (a shared
 system message, then user and assistant turns, so sessions share messages and later turns repeat
 earlier ones); the others are `search` calls (every fourth fails once first, with a failure signal)
-and `retrieve` calls, and every 50th a `judge` call (no router events). Served calls get explicit
-feedback (i % 7 == 0) or a judge verdict (i % 5 == 0).
+and `retrieve` calls (of the collections `docs` and `notes`, alternately), and every 50th a `judge`
+call (no router events). Served calls get explicit feedback (i % 7 == 0) or a judge verdict (i % 5 == 0).
 """
 
 from __future__ import annotations
@@ -104,7 +104,18 @@ def call(i: int) -> CallRecord:
             failure_obs=failures,
         )
     attempts = [AttemptRecord("bm25", "ok", 0.05, ts_done=ts + 0.05)]
-    return CallRecord(call_id(i), "retrieve", "lqm", ts, {"query": f"q{i}"}, attempts, x=x, feat_version="f1")
+    collection = "docs" if i % 2 else "notes"
+    return CallRecord(
+        call_id(i),
+        "retrieve",
+        "lqm",
+        ts,
+        {"query": f"q{i}", "collection": collection},
+        attempts,
+        x=x,
+        feat_version="f1",
+        scope=collection,
+    )
 
 
 def write_calls(store: Store, start: int, stop: int) -> None:
@@ -144,6 +155,7 @@ def aggregates(store: Store) -> dict[str, Any]:
     tools = ("search", "retrieve", "llm_complete", "judge")
     return {
         "arm_states": {t: store.arm_states(t) for t in tools},
+        "scope_arm_states": {t: store.scope_arm_states(t) for t in tools},
         "tool_call_count": {t: store.tool_call_count(t) for t in tools},
         "tool_totals": store.query("SELECT * FROM tool_totals ORDER BY tool"),
         "sessions": store.query("SELECT * FROM sessions ORDER BY session_id"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import zlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,16 @@ async def test_table_and_columns_from_options(env: ProviderEnv, pg_dsn: str) -> 
 
 
 @pytest.mark.anyio
+async def test_the_table_is_the_collections_remote_name_unless_pinned(env: ProviderEnv) -> None:
+    dsn = "postgresql://postgres@127.0.0.1:1/postgres"
+    mapped = pg(env, dsn, collections={"planets": "docs", "other": "public.notes"})
+    assert mapped._columns(RetrieveRequest("x", "planets"))[0] == ("docs",)
+    assert mapped._columns(RetrieveRequest("x", "other"))[0] == ("public", "notes")
+    pinned = pg(env, dsn, collections={"planets": "docs"}, options={"table": "notes"})
+    assert pinned._columns(RetrieveRequest("x", "planets"))[0] == ("notes",)
+
+
+@pytest.mark.anyio
 async def test_unknown_table_is_bad_request_naming_it(env: ProviderEnv, pg_dsn: str) -> None:
     with pytest.raises(BadRequest) as info:
         await pg(env, pg_dsn).call(RetrieveRequest("anything", "no_such_table", k=3))
@@ -217,3 +228,84 @@ def test_registered_as_pgvector() -> None:
     from providers.registry import adapter_class
 
     assert adapter_class("pgvector") is pgvector_adapter.PgvectorRetriever
+
+
+# ---------------------------------------------------------------------------------------------- server
+
+
+def pgvector_config(dsn: str, notes_dir: Path) -> str:
+    """A folder collection for `bm25`; `planets`, the table `docs` under our own name; and
+    `public.docs`, named after a provider's pinned `table`."""
+    return f"""
+auto_providers = false
+
+[collections.notes]
+path = "{notes_dir}"
+
+[[tools.retrieve.providers]]
+name = "bm25"
+type = "bm25"
+
+[[tools.retrieve.providers]]
+name = "pg"
+type = "pgvector"
+base_url = "{dsn}"
+api_key_env = "MCP_ROUTER_TEST_PG_PASSWORD"
+timeout_s = 10
+collections = {{ planets = "docs" }}
+
+[[tools.retrieve.providers]]
+name = "pg-pinned"
+type = "pgvector"
+base_url = "{dsn}"
+api_key_env = "MCP_ROUTER_TEST_PG_PASSWORD"
+timeout_s = 10
+options = {{ table = "public.docs" }}
+
+[judge]
+enabled = false
+"""
+
+
+@pytest.mark.anyio
+async def test_retrieve_tool_returns_rows_of_the_collections_table(
+    pg_dsn: str, tmp_path: Path, notes_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real MCP server: a collection served by pgvector returns PostgreSQL's rows, from
+    the table its config names, and no local arm takes part; a folder collection is never sent there."""
+    import json
+
+    from mcp import Client
+
+    from mcp_router.config import load_config
+    from mcp_router.serving.server import create_server
+
+    monkeypatch.setenv("MCP_ROUTER_TEST_PG_PASSWORD", PG_PASSWORD)
+    path = tmp_path / "router.toml"
+    path.write_text(pgvector_config(pg_dsn, notes_dir))
+    async with Client(create_server(load_config(path), tmp_path / "router.db"), cache=None) as client:
+        result = await client.call_tool(
+            "retrieve", {"query": "tallest volcano on Mars", "collection": "planets", "k": 3}
+        )
+        assert not result.is_error, result.content[0].text
+        data = result.structured_content
+        assert data["provider"] == "pg" and data["collection"] == "planets"
+        assert data["passages"][0]["id"] == "5" and len(data["passages"]) == 3
+        assert data["passages"][0]["text"] == ROWS[4][1]
+        assert data["passages"][0]["metadata"] == {"table": "docs"}
+        recent = json.loads((await client.read_resource("router://calls/recent")).contents[0].text)
+        excluded = recent["calls"][0]["decision"]["excluded"]
+        assert excluded["bm25"] == excluded["pg-pinned"] == "does not serve collection 'planets'"
+
+        pinned = (
+            await client.call_tool("retrieve", {"query": "cat mice", "collection": "public.docs", "k": 1})
+        ).structured_content
+        assert pinned["provider"] == "pg-pinned" and [p["id"] for p in pinned["passages"]] == ["4"]
+        assert pinned["passages"][0]["metadata"] == {"table": "public.docs"}
+
+        local = (await client.call_tool("retrieve", {"query": "sourdough flour"})).structured_content
+        assert local["collection"] == "notes" and local["provider"] == "bm25"
+        stats = json.loads((await client.read_resource("router://stats/retrieve")).contents[0].text)
+        assert stats["collections"]["planets"]["kind"] == "remote"
+        assert stats["collections"]["planets"]["arms"]["pg"]["calls"] == 1
+        assert list(stats["collections"]["notes"]["arms"]) == ["bm25"]

@@ -358,6 +358,40 @@ async def test_pinned_collection_and_index_and_text_field_options(env: ProviderE
     assert "authorization" not in route.calls.last.request.headers
 
 
+@respx.mock
+async def test_a_collection_is_searched_under_its_remote_name_unless_an_option_pins_one(
+    env: ProviderEnv,
+) -> None:
+    mapped = respx.post(f"{QDRANT}/collections/scifact_v2/points/query").mock(
+        return_value=httpx.Response(200, json=qdrant_query_body(1))
+    )
+    qdrant = adapter(env, "qdrant", base_url=QDRANT, collections={"papers": "scifact_v2"})
+    assert [p.id for p in await qdrant.call(RetrieveRequest("q", "papers"))] == ["1"]
+    assert mapped.call_count == 1
+    index = respx.post(f"{ES}/wiki-2025/_search").mock(
+        return_value=httpx.Response(200, json=es_search_body(1))
+    )
+    es = adapter(env, "elasticsearch", base_url=ES, collections={"wiki": "wiki-2025"})
+    await es.call(RetrieveRequest("q", "wiki"))
+    lookup = respx.get(f"{CHROMA_DB}/collections/kb_prod").mock(
+        return_value=httpx.Response(200, json={"id": "c-9"})
+    )
+    respx.post(f"{CHROMA_DB}/collections/c-9/query").mock(
+        return_value=httpx.Response(200, json=chroma_query_body(1))
+    )
+    chroma = adapter(env, "chroma", base_url=CHROMA, collections={"kb": "kb_prod"})
+    await chroma.call(RetrieveRequest("q", "kb"))
+    assert index.call_count == 1 and lookup.call_count == 1
+    pinned = respx.post(f"{QDRANT}/collections/pinned/points/query").mock(
+        return_value=httpx.Response(200, json=qdrant_query_body(1))
+    )
+    both = adapter(
+        env, "qdrant", base_url=QDRANT, collections={"papers": "scifact_v2"}, options={"collection": "pinned"}
+    )
+    await both.call(RetrieveRequest("q", "papers"))
+    assert pinned.call_count == 1 and mapped.call_count == 1
+
+
 async def test_bad_options_are_bad_requests(env: ProviderEnv) -> None:
     with pytest.raises(BadRequest, match="mode"):
         await adapter(env, "elasticsearch", base_url=ES, options={"mode": "hybrid"}).call(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -182,31 +184,57 @@ def test_every_policy_serves_every_arm_it_must_and_is_deterministic(name: str) -
 
 @pytest.mark.anyio
 @pytest.mark.slow
-async def test_an_arm_still_loading_is_passed_over_but_a_lone_one_is_waited_for(
+async def test_an_arm_still_loading_is_passed_over_and_never_waited_for_long(
     tmp_path: Path, notes_dir: Path
 ) -> None:
-    """No call waits for a model or an index while another arm can serve it; a call that only the
-    loading arm can serve waits for it rather than failing."""
+    """No call waits for a model or an index while another arm can serve it. With every arm still
+    loading, a call waits for the first to be ready (at most LOADING_WAIT_S); a lone arm that is not
+    ready by then is tried anyway and says how far its indexing is."""
+    import threading
+
+    from mcp_router.serving.dispatch import LOADING_WAIT_S, AllProvidersFailed
     from providers.types import RetrieveRequest
+    from tests.test_collection_index import CountingEmbed
 
-    env = ProviderEnv(http=new_client(), collections=CollectionLibrary([("notes", notes_dir)]))
+    release = threading.Event()
+
+    class GatedEmbed(CountingEmbed):
+        def __call__(self, texts):  # the dense view is published only once the test lets it
+            release.wait(60)
+            return super().__call__(texts)
+
+    library = CollectionLibrary([("notes", notes_dir)], index_root=False, embed=GatedEmbed())
+    env = ProviderEnv(http=new_client(), collections=library)
     providers = {p.name: p for p in load_config().config.tool("retrieve").providers}
-    arms = {name: Arm(create_adapter(providers[name].spec(), env), 60.0) for name in ("bm25", "dense")}
+    arms = {
+        name: Arm(create_adapter(providers[name].spec({"notes": "notes"}), env), 60.0)
+        for name in ("bm25", "dense")
+    }
     request = RetrieveRequest("tomatoes", "notes", 2)
-    assert not arms["dense"].adapter.ready(request)  # its collection's vectors are not built yet
-    router = build_router("round-robin", "retrieve", list(arms), l_ref_s=0.5)
-    both = Dispatcher({"retrieve": ToolRoute("retrieve", arms, router, 2, 60)}, Store(tmp_path / "a.db"))
-    served = [(await both.run("retrieve", request, "tomatoes", {})).provider for _ in range(4)]
-    assert served == ["bm25"] * 4
-    excluded = [c["decision"]["excluded"] for c in both.store.recent_calls(4)]  # newest first
-    assert excluded[:3] == [{"dense": "loading its model or index"}] * 3
-    assert excluded[3] == {}  # the first call: bm25's index was not built either, so nothing was skipped
+    try:
+        assert not arms["dense"].adapter.ready(request)  # its collection's vectors are not built yet
+        router = build_router("round-robin", "retrieve", list(arms), l_ref_s=0.5)
+        both = Dispatcher({"retrieve": ToolRoute("retrieve", arms, router, 2, 60)}, Store(tmp_path / "a.db"))
+        served = [(await both.run("retrieve", request, "tomatoes", {})).provider for _ in range(4)]
+        assert served == ["bm25"] * 4  # the first call waited for bm25's index, not for dense's
+        excluded = [c["decision"]["excluded"] for c in both.store.recent_calls(4)]
+        assert excluded == [{"dense": "loading its model or index"}] * 4
 
-    alone = {"dense": arms["dense"]}
-    router = build_router("round-robin", "retrieve", ["dense"], l_ref_s=0.5)
-    lone = Dispatcher({"retrieve": ToolRoute("retrieve", alone, router, 2, 60)}, Store(tmp_path / "b.db"))
-    assert (await lone.run("retrieve", request, "tomatoes", {})).provider == "dense"
-    assert arms["dense"].adapter.ready(request)
+        alone = {"dense": arms["dense"]}
+        router = build_router("round-robin", "retrieve", ["dense"], l_ref_s=0.5)
+        lone = Dispatcher({"retrieve": ToolRoute("retrieve", alone, router, 2, 60)}, Store(tmp_path / "b.db"))
+        started = time.monotonic()
+        with pytest.raises(AllProvidersFailed, match="still being indexed"):
+            await lone.run("retrieve", request, "tomatoes", {})
+        assert LOADING_WAIT_S <= time.monotonic() - started < LOADING_WAIT_S + 2.0
+        release.set()
+        with anyio.fail_after(30):
+            while not arms["dense"].adapter.ready(request):
+                await anyio.sleep(0.02)
+        assert (await lone.run("retrieve", request, "tomatoes", {})).provider == "dense"
+    finally:
+        release.set()
+        library.stop()
     both.close()
     lone.close()
     await env.http.aclose()

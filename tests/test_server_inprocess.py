@@ -169,7 +169,13 @@ async def test_unknown_tool_stats_resource_is_not_found(client: Client) -> None:
 async def test_every_resource_reads_back_valid_json(client: Client) -> None:
     await client.call_tool("retrieve", {"query": "round-robin baseline"})
     listed = {str(r.uri) for r in (await client.list_resources()).resources}
-    assert listed == {"router://stats", "router://calls/recent", "router://config", "router://models"}
+    assert listed == {
+        "router://stats",
+        "router://calls/recent",
+        "router://config",
+        "router://models",
+        "router://collections",
+    }
     templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
     assert templates == {"router://stats/{tool}"}
     stats = await read_json(client, "router://stats")
@@ -180,8 +186,16 @@ async def test_every_resource_reads_back_valid_json(client: Client) -> None:
     recent = await read_json(client, "router://calls/recent")
     assert recent["calls"][0]["tool"] == "retrieve"
     assert recent["calls"][0]["decision"]["order"][0] == recent["calls"][0]["attempts"][0]["provider"]
+    collections = await read_json(client, "router://collections")
+    assert collections["default"] == "docs" and set(collections["collections"]) == {"docs", "notes"}
+    notes = collections["collections"]["notes"]
+    assert notes["kind"] == "folder" and notes["providers"] == ["bm25", "hybrid"]
+    assert notes["lexical"]["ready"] and notes["files"] >= 1 and notes["indexing"]["phase"] != "failed"
     config = await read_json(client, "router://config")
-    assert config["collections"]["notes"].endswith("notes")
+    assert config["collections"]["notes"]["path"].endswith("notes")
+    assert config["collections"]["notes"]["kind"] == "folder"
+    assert config["collections"]["notes"]["providers"] == ["bm25", "hybrid"]
+    assert config["default_collection"] == "docs"
     assert [p["name"] for p in config["config"]["tools"]["search"]["providers"]] == [
         "wiki-down",
         "wiki-local",

@@ -183,7 +183,7 @@ def test_a_schema_2_database_is_migrated_with_its_evidence_as_events(tmp_path: P
             "VALUES ('search', 'a', 'call_a', 1.5, 0.25, 'judge', 3.0)"
         )
     store = Store(path)
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     assert store.count("calls") == 2 and store.tool_call_count("search") == 2
     events = [(e.kind, e.ts) for e in store.events_after(0)]
     assert events == [
@@ -250,7 +250,7 @@ def test_a_schema_3_database_keeps_its_histories_and_cache(tmp_path: Path) -> No
             )
         db.execute("INSERT INTO embedding_cache VALUES ('emb', 'h', 2, ?)", (b"\x00" * 8,))
     store = Store(path)
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     assert [s["history"] for s in ModelLog(store).steps_with_outcomes()] == [first, second, None]
     assert {r["content"]: r["refs"] for r in store.query("SELECT content, refs FROM llm_messages")} == {
         "hi": 2,
@@ -260,4 +260,103 @@ def test_a_schema_3_database_keeps_its_histories_and_cache(tmp_path: Path) -> No
     assert store.query("SELECT text_hash, created_at FROM embedding_cache") == [
         {"text_hash": "h", "created_at": 0.0}
     ]
+    store.close()
+
+
+def test_a_schema_4_database_gets_per_collection_totals_from_the_calls_it_kept(tmp_path: Path) -> None:
+    """Migration 5 gives each retrieve call its scope (the request's `collection`) and starts the
+    per-collection totals from the kept attempts and live quality signals; other tools get none."""
+    from mcp_router.store import MIGRATIONS
+    from mcp_router.store.sqlite import SqliteConnection
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        db = SqliteConnection(conn)
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        for version in (1, 2, 3, 4):
+            MIGRATIONS[version](db)
+        db.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+        calls = [
+            ("call_1", "retrieve", {"query": "q", "collection": "docs"}, [("bm25", "ok", 0.5)]),
+            (
+                "call_2",
+                "retrieve",
+                {"query": "q", "collection": "docs"},
+                [("dense", "timeout", 1.0), ("bm25", "ok", 0.25)],
+            ),
+            ("call_3", "retrieve", {"query": "q", "collection": "papers"}, [("qdrant", "ok", 0.125)]),
+            ("call_4", "search", {"query": "q"}, [("wiki", "ok", 0.5)]),
+        ]
+        for call_id, tool, request, attempts in calls:
+            db.execute(
+                "INSERT INTO calls (call_id, tool, status, provider, ts, request) "
+                "VALUES (?, ?, 'ok', ?, 1.0, ?)",
+                (call_id, tool, attempts[-1][0], json.dumps(request)),
+            )
+            for n, (provider, status, latency) in enumerate(attempts, start=1):
+                db.execute(
+                    "INSERT INTO attempts (call_id, n, tool, provider, ts, status, latency_s) "
+                    "VALUES (?, ?, ?, ?, 1.0, ?, ?)",
+                    (call_id, n, tool, provider, status, latency),
+                )
+        for call_id, provider, reward, source, superseded in (
+            ("call_1", "bm25", 0.5, "judge", 2.0),  # replaced by the explicit 1.0
+            ("call_1", "bm25", 1.0, "explicit", None),
+            ("call_2", "dense", 0.0, "failure", None),  # a failure signal is no quality total
+            ("call_2", "bm25", 0.25, "judge", None),
+        ):
+            db.execute(
+                "INSERT INTO quality_obs (tool, provider, call_id, ts, reward, source, superseded_ts) "
+                "VALUES ('retrieve', ?, ?, 1.5, ?, ?, ?)",
+                (provider, call_id, reward, source, superseded),
+            )
+    store = Store(path)
+    assert store.schema_version() == SCHEMA_VERSION == 5
+    scopes = {r["call_id"]: r["scope"] for r in store.query("SELECT call_id, scope FROM calls")}
+    assert scopes == {"call_1": "docs", "call_2": "docs", "call_3": "papers", "call_4": None}
+    totals = {
+        scope: {
+            arm: (r["calls"], r["ok"], r["failures"], r["latency_sum_s"], r["quality_sum"], r["quality_n"])
+            for arm, r in arms.items()
+        }
+        for scope, arms in store.scope_arm_states("retrieve").items()
+    }
+    assert totals == {
+        "docs": {"bm25": (2, 2, 0, 0.75, 1.25, 2), "dense": (1, 0, 1, 1.0, 0.0, 0)},
+        "papers": {"qdrant": (1, 1, 0, 0.125, 0.0, 0)},
+    }
+    assert store.scope_arm_states("search") == {}
+    store.close()
+
+
+def test_retrieve_calls_and_their_quality_are_totalled_per_collection(tmp_path: Path) -> None:
+    """Each attempt counts in its call's collection; a judge signal, then explicit feedback replacing
+    it, move that collection's quality exactly as they move the arm's."""
+    store = Store(tmp_path / "r.db")
+
+    def retrieve(call_id: str, scope: str, *attempts: AttemptRecord) -> CallRecord:
+        return replace(record(call_id, *attempts, tool="retrieve"), scope=scope)
+
+    store.record_call(
+        retrieve("call_1", "docs", AttemptRecord("dense", "timeout", 1.0), AttemptRecord("bm25", "ok", 0.5))
+    )
+    store.record_call(retrieve("call_2", "docs", AttemptRecord("bm25", "ok", 0.25)))
+    store.record_call(retrieve("call_3", "papers", AttemptRecord("qdrant", "ok", 0.125)))
+    store.record_call(record("call_4", OK))  # no scope: no per-collection row
+    store.add_signal("call_1", 0.5, "judge", now=2.0)
+    store.add_feedback("call_1", 0.75, "explicit", now=3.0)
+    store.add_signal("call_3", 0.25, "judge", now=4.0)
+    states = store.scope_arm_states("retrieve")
+    assert {s: sorted(arms) for s, arms in states.items()} == {
+        "docs": ["bm25", "dense"],
+        "papers": ["qdrant"],
+    }
+    bm25 = states["docs"]["bm25"]
+    assert (bm25["calls"], bm25["ok"], bm25["failures"], bm25["latency_sum_s"]) == (2, 2, 0, 0.75)
+    assert (bm25["quality_sum"], bm25["quality_n"]) == (0.75, 1)
+    dense = states["docs"]["dense"]
+    assert (dense["calls"], dense["ok"], dense["failures"], dense["quality_n"]) == (1, 0, 1, 0)
+    assert (states["papers"]["qdrant"]["quality_sum"], states["papers"]["qdrant"]["quality_n"]) == (0.25, 1)
+    assert store.query("SELECT scope FROM calls WHERE call_id = 'call_3'") == [{"scope": "papers"}]
+    assert store.scope_arm_states("search") == {}
     store.close()

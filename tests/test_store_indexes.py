@@ -51,12 +51,17 @@ class Lookup:
 LOOKUPS: dict[str, Lookup] = {
     # -- store.py: writes of a call and its signals
     "Store._served_call": Lookup(
-        "SELECT tool, provider, status, x, feat_version FROM calls WHERE call_id = ?", (CID,)
+        "SELECT tool, provider, status, x, feat_version, scope FROM calls WHERE call_id = ?", (CID,)
     ),
     "Store._fold_quality": Lookup(
         "UPDATE arm_state SET quality_sum = quality_sum + ?, quality_n = quality_n + ?, updated_at = ? "
         "WHERE tool = ? AND provider = ?",
         (0.5, 1, T0, "search", "a"),
+    ),
+    "Store._fold_quality: the call's collection": Lookup(
+        "UPDATE scope_arm_state SET quality_sum = quality_sum + ?, quality_n = quality_n + ? "
+        "WHERE tool = ? AND scope = ? AND provider = ?",
+        (0.5, 1, "retrieve", "docs", "bm25"),
     ),
     "Store._append_events": Lookup("UPDATE event_counter SET seq = seq + ? WHERE id = 1 RETURNING seq", (2,)),
     "Store._write_step, Store.release": Lookup("DELETE FROM reservations WHERE id = ?", (3,)),
@@ -108,6 +113,9 @@ LOOKUPS: dict[str, Lookup] = {
     # -- store.py: reads for router://stats and router://calls/recent
     "Store.arm_states": Lookup("SELECT * FROM arm_state WHERE tool = ? ORDER BY provider", ("search",)),
     "Store.tool_call_count": Lookup("SELECT calls FROM tool_totals WHERE tool = ?", ("search",)),
+    "Store.scope_arm_states": Lookup(
+        "SELECT * FROM scope_arm_state WHERE tool = ? ORDER BY scope, provider", ("retrieve",)
+    ),
     "Store.recent_latencies": Lookup(
         "SELECT latency_s FROM attempts WHERE tool = ? AND provider = ? ORDER BY id DESC LIMIT ?",
         ("search", "a", 200),
@@ -312,6 +320,7 @@ def test_the_list_holds_every_lookup_the_code_makes(tmp_path: Path, monkeypatch:
     store.recent_calls()
     for tool in ("search", "retrieve"):
         store.arm_states(tool)
+        store.scope_arm_states(tool)
         store.tool_call_count(tool)
         store.recent_latencies(tool, "a")
     prune(store, RetentionPolicy(max_age_days=(400 - 100) / 86_400, embedding_cache_rows=100), T0 + 400)

@@ -143,6 +143,8 @@ class StackedHeads:
 
     def predict(self, heads: list[SlidingLinUCB], x: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Per head, (û, w): the mean estimate clipped to [0, 1] and the confidence width sqrt(xᵀA⁻¹x)."""
+        if not heads:  # a tool with no provider: its empty stack has no feature dimension to multiply
+            return np.zeros(0), np.zeros(0)
         solved = [head.solved(now) for head in heads]
         if len(solved) != len(self._key) or any(a is not b for a, b in zip(solved, self._key, strict=True)):
             self._theta = np.stack([theta for theta, _ in solved])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +34,11 @@ from providers import Adapter, ProviderError, RateLimited
 from providers.types import CompletionRequest
 
 if TYPE_CHECKING:
+    from mcp_router.config import CollectionEntry
     from mcp_router.serving.planner import Plan
 
 log = logging.getLogger("mcp_router.dispatch")
+LOADING_WAIT_S = 2.0  # with every arm still loading, a call waits this long for the first to be ready
 SESSIONS_REMEMBERED = 10_000  # the last llm_complete call per session, for implicit feedback
 AttemptHook = Callable[[str, int], Awaitable[None]]
 Clock = Callable[[], float]
@@ -70,6 +72,7 @@ class ToolRoute:
     max_attempts: int
     deadline_s: float
     disabled: dict[str, str] = field(default_factory=dict)  # configured but not serving: name -> why
+    collections: Mapping[str, CollectionEntry] = field(default_factory=dict)  # retrieve's catalogue
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,14 @@ class NoProviders(DispatchError):
     def __init__(self, route: ToolRoute) -> None:
         reasons = "; ".join(f"{name}: {why}" for name, why in route.disabled.items())
         super().__init__(f"no provider is enabled for `{route.tool}`" + (f" ({reasons})" if reasons else ""))
+
+
+class NotServed(DispatchError):
+    """Every enabled arm of the tool declines the request (none serves its collection)."""
+
+    def __init__(self, route: ToolRoute, excluded: dict[str, str]) -> None:
+        reasons = "; ".join(f"{name}: {why}" for name, why in {**excluded, **route.disabled}.items())
+        super().__init__(f"no enabled `{route.tool}` provider serves this request ({reasons})")
 
 
 class AllProvidersFailed(DispatchError):
@@ -126,6 +137,12 @@ def _decision_record(decision: Decision) -> dict[str, Any]:
         "excluded": decision.excluded,
         "sample_quality": decision.sample_quality,
     }
+
+
+def not_served(arms: Mapping[str, Arm], request: Any) -> dict[str, str]:
+    """The arms that cannot answer `request` at all (a retrieve arm of other collections), with why."""
+    what = f"collection {request.collection!r}" if hasattr(request, "collection") else "this request"
+    return {name: f"does not serve {what}" for name, arm in arms.items() if not arm.adapter.serves(request)}
 
 
 def _completed_step(plan: Plan | None, attempts: list[AttemptRecord], served: Any) -> StepRecord | None:
@@ -217,11 +234,14 @@ class Dispatcher:
         started = time.monotonic()
         inflight = {name: arm.busy for name, arm in route.arms.items()}
         context = RouteContext(tool=tool, text=text, now=self.clock(), x=x, inflight=inflight)
+        unserved = not_served(route.arms, request)
+        if len(unserved) == len(route.arms):
+            raise NotServed(route, unserved)
         exclude = [a for a in route.arms if a not in plan.first] if plan else []
-        loading = [a for a, arm in route.arms.items() if a not in exclude and not arm.adapter.ready(request)]
-        if len(loading) == len(route.arms) - len(exclude):  # nothing else can serve: wait for them
-            loading = []
+        exclude += [a for a in unserved if a not in exclude]
+        loading = await self._still_loading(route, request, exclude, started)
         decision = router.rank(context, exclude=[*exclude, *loading])
+        decision.excluded.update(unserved)
         for name in loading:
             decision.excluded[name] = "loading its model or index"
         order = decision.order + (plan.fallbacks if plan else [])
@@ -261,6 +281,7 @@ class Dispatcher:
                 sampled=decision.sample_quality,
                 failure_obs=failures,
                 session_id=summary.get("session_id"),
+                scope=summary.get("collection"),
                 cost_usd=charged_cost(plan, attempts, served),
                 step=_completed_step(plan, attempts, served),
             )
@@ -292,6 +313,23 @@ class Dispatcher:
             attempts=attempts,
             cost_usd=record.cost_usd,
         )
+
+    async def _still_loading(
+        self, route: ToolRoute, request: Any, exclude: list[str], started: float
+    ) -> list[str]:
+        """The candidate arms not ready yet (a model or an index still loading): they are passed over.
+        When none is ready, wait for the first that is, up to `LOADING_WAIT_S` (and half the call's
+        deadline); if none is by then, all are tried anyway, and each says why it cannot serve (or
+        loads its model inline, as a lone local model does)."""
+        candidates = [a for a in route.arms if a not in exclude]
+        give_up = started + min(LOADING_WAIT_S, route.deadline_s / 2)
+        while True:
+            loading = [a for a in candidates if not route.arms[a].adapter.ready(request)]
+            if len(loading) < len(candidates):
+                return loading
+            if time.monotonic() >= give_up:
+                return []
+            await anyio.sleep(0.02)
 
     async def _attempt(self, arm: Arm, request: Any, timeout: float) -> tuple[AttemptRecord, Any]:
         t0 = time.monotonic()

@@ -18,8 +18,9 @@ from mcp_router.serving.planner import BudgetPolicy, Planner
 from mcp_router.store import Store
 from mcp_router.store.model_log import ModelLog
 from providers import Adapter, ProviderEnv, create_adapter
+from providers.retrieve import embedder
 from providers.retrieve.collections import CollectionLibrary
-from providers.retrieve.embedder import load_model
+from providers.retrieve.local import DENSE_TYPES
 
 log = logging.getLogger("mcp_router")
 
@@ -34,8 +35,10 @@ class Runtime:
     _warm_up: WarmUp | None = None
 
     def warm_up(self) -> None:
-        """Load models and build indexes in one background thread, retrieval first, so the tools that
-        need none serve at once and no call waits for a load while another arm can serve it."""
+        """Start the collections' indexer thread, and load models in another background thread,
+        retrieval first, so the tools that need none serve at once and no call waits for a load while
+        another arm can serve it."""
+        self.env.collections.start()
         arms = [
             arm
             for tool in ("retrieve", "llm_complete", "search")
@@ -51,6 +54,7 @@ class Runtime:
     async def aclose(self) -> None:
         if self._warm_up is not None:  # a process must not exit while a thread is inside llama.cpp
             await anyio.to_thread.run_sync(self._warm_up.stop)
+        await anyio.to_thread.run_sync(self.env.collections.stop)  # saves what it embedded so far
         self.dispatcher.close()
         for route in self.dispatcher.routes.values():
             for arm in route.arms.values():
@@ -92,10 +96,12 @@ class WarmUp:
 
 def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]:
     routes: dict[str, ToolRoute] = {}
+    config = loaded.config
     for tool in TOOLS:
-        tool_config = loaded.config.tool(tool)
+        tool_config = config.tool(tool)
         arms = {
-            p.name: Arm(create_adapter(p.spec(), env), p.timeout_s) for p in tool_config.enabled_providers()
+            p.name: Arm(create_adapter(p.spec(config.collections_of(p)), env), p.timeout_s)
+            for p in tool_config.enabled_providers()
         }
         disabled = {p.name: why for p in tool_config.providers if (why := p.disabled_reason())}
         router = build_router(
@@ -115,6 +121,7 @@ def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]
             max_attempts=tool_config.max_attempts,
             deadline_s=tool_config.timeout_s,
             disabled=disabled,
+            collections=loaded.catalogue() if tool == "retrieve" else {},
         )
         log.info(
             "%s: router %s over %s%s",
@@ -126,8 +133,21 @@ def build_routes(loaded: LoadedConfig, env: ProviderEnv) -> dict[str, ToolRoute]
     return routes
 
 
+def collection_library(loaded: LoadedConfig) -> CollectionLibrary:
+    """The folder collections, with vectors only when an enabled arm ranks by them."""
+    retrieve = loaded.config.tool("retrieve").enabled_providers()
+    dense = any(p.type in DENSE_TYPES for p in retrieve)
+    indexing = loaded.config.indexing
+    return CollectionLibrary(
+        loaded.collection_folders(),
+        index_root=loaded.base_dir / Path(indexing.dir).expanduser() if indexing.dir else None,
+        rescan_every_s=indexing.rescan_every_s,
+        embed=embedder.embed_passages if dense else None,
+    )
+
+
 def open_runtime(loaded: LoadedConfig, database: Path | str) -> Runtime:
-    env = ProviderEnv(collections=CollectionLibrary(loaded.collection_folders()))
+    env = ProviderEnv(collections=collection_library(loaded))
     store = Store(database)
     routes = build_routes(loaded, env)
     dispatcher = Dispatcher(routes, store, Featurizer.default(), judge=judge_setup(loaded, routes))
@@ -158,7 +178,7 @@ def model_router(loaded: LoadedConfig, store: Store) -> ModelRouter | None:
         return None
     model_log = ModelLog(store)
     return ModelRouter(
-        pool, model_params(loaded), promoted=model_log.promoted, cache=model_log, minilm=load_model
+        pool, model_params(loaded), promoted=model_log.promoted, cache=model_log, minilm=embedder.load_model
     )
 
 

@@ -232,21 +232,36 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
         ]
         return SearchOutput(results=results[:k], **_routed(served))
 
+    default_collection = loaded.config.default_collection()
+
+    def chosen_collection(collection: str | None) -> str:
+        """The collection a `retrieve` call searches: the named one, else the default; a ToolError,
+        before anything is written, for a name no provider is configured to serve."""
+        route = runtime().dispatcher.routes["retrieve"]
+        name = collection or default_collection
+        if name is None:
+            raise ToolError(
+                'no collection is configured; add [collections.NAME] path = "FOLDER" to the config, '
+                'or a remote retrieve provider with collections = ["NAME"]'
+            )
+        entry = route.collections.get(name)
+        if entry is None:
+            raise ToolError(f"unknown collection {name!r}; use one of: {', '.join(route.collections)}")
+        if not entry.arms:
+            why = "; ".join(f"{a}: {route.disabled.get(a, 'off')}" for a in entry.disabled_arms)
+            raise ToolError(f"no enabled provider serves collection {name!r}" + (f" ({why})" if why else ""))
+        return name
+
     @mcp.tool(title="Retrieve passages", annotations=LOCAL_LOOKUP)
     async def retrieve(
         query: Query, ctx: Context, k: TopK = 5, collection: CollectionName = None
     ) -> RetrieveOutput:
-        """Find passages in the user's own document collections (local folders indexed by BM25 and
-        dense embeddings). Returns up to k passages with id, text, score and metadata (path, title)."""
+        """Find passages in the user's own document collections: local folders (indexed by BM25 and
+        dense embeddings) and remote stores (pgvector, Qdrant, Chroma, Elasticsearch, OpenSearch) named
+        in the config. `collection` picks one (router://config lists them); omitted, the default one.
+        Returns up to k passages with id, text, score and metadata (for a folder: path, title)."""
         _reject_unknown_arguments(ctx, retrieve)
-        library = runtime().collections
-        name = collection or library.default
-        if name is None:
-            raise ToolError(
-                'no collection is configured; add [collections.NAME] path = "FOLDER" to the config'
-            )
-        if library.get(name) is None:
-            raise ToolError(f"unknown collection {name!r}; use one of: {', '.join(library.names())}")
+        name = chosen_collection(collection)
         served = await dispatch(
             "retrieve",
             RetrieveRequest(query=query, collection=name, k=k),
@@ -383,6 +398,18 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
         return await _json_in_thread(models_view, rt.loaded.config, rt.store, rt.planner)
 
     @mcp.resource(
+        "router://collections",
+        name="router-collections",
+        title="retrieve's collections",
+        mime_type=JSON,
+        description="Every collection `retrieve` can search: its kind, the providers serving it, and for "
+        "folders the files, passages, index state and age, and indexing progress.",
+    )
+    async def collections_resource() -> str:
+        rt = runtime()
+        return json.dumps({"default": default_collection, "collections": collections_view(rt)}, indent=2)
+
+    @mcp.resource(
         "router://config",
         name="router-config",
         title="Effective configuration",
@@ -395,10 +422,22 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
             {
                 "source": rt.loaded.source,
                 "database": rt.store.display,
-                "collections": {n: str(p) for n, p in rt.loaded.collection_folders()},
+                "default_collection": default_collection,
+                "collections": {
+                    name: entry.view() for name, entry in rt.dispatcher.routes["retrieve"].collections.items()
+                },
                 "config": rt.loaded.config.redacted(),
             },
             indent=2,
         )
 
     return mcp
+
+
+def collections_view(rt: Runtime) -> dict[str, Any]:
+    """The catalogue of `retrieve`'s collections, each folder with its live index status."""
+    view: dict[str, Any] = {}
+    for name, entry in rt.dispatcher.routes["retrieve"].collections.items():
+        folder = rt.collections.get(name) if entry.kind == "folder" else None
+        view[name] = {**entry.view(), **(folder.status() if folder else {})}
+    return view

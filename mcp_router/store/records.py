@@ -80,6 +80,7 @@ class CallRecord:
     session_id: str | None = None
     cost_usd: float = 0.0
     step: StepRecord | None = None  # llm_complete's model decision
+    scope: str | None = None  # the collection a retrieve call searched: its arms' totals are kept per scope
 
     @property
     def served_by(self) -> str | None:

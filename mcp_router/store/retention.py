@@ -4,7 +4,8 @@
 `max_calls`) with their attempts, feedback, quality signals and MTRouter steps, then the messages no
 remaining step refers to. It works in small batches, each its own short write transaction, so a
 server sharing the database keeps serving between them. What must survive is never touched: the
-aggregates (`arm_state`, `tool_totals`, `sessions`) keep `router://stats` and session budgets whole.
+aggregates (`arm_state`, `scope_arm_state`, `tool_totals`, `sessions`) keep `router://stats` and
+session budgets whole.
 
 Router events go with the calls they came from: the prefix of the event log (in `seq` order) older
 than the oldest call kept. A restart folds the events after its snapshot, so no event past the oldest

@@ -212,10 +212,60 @@ def _migration_4(db: Connection) -> None:
         last = page[-1]["step_id"]
 
 
+def _migration_5(db: Connection) -> None:
+    """Totals per scope (the collection a retrieve call searched) and arm, beside `arm_state`: a
+    local arm and a remote store serve different collections, so an arm's totals over all of them
+    say little. Each call records its scope. Like the other totals they survive pruning; they start
+    from the calls still kept (a retrieve call's scope is the `collection` of its request)."""
+    run(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN scope TEXT;
+        CREATE TABLE scope_arm_state (
+            tool TEXT NOT NULL, scope TEXT NOT NULL, provider TEXT NOT NULL,
+            calls {int} NOT NULL DEFAULT 0, ok {int} NOT NULL DEFAULT 0, failures {int} NOT NULL DEFAULT 0,
+            latency_sum_s {real} NOT NULL DEFAULT 0, quality_sum {real} NOT NULL DEFAULT 0,
+            quality_n {int} NOT NULL DEFAULT 0, PRIMARY KEY (tool, scope, provider))
+        """,
+    )
+    last = ""
+    while page := db.query(
+        "SELECT call_id, request FROM calls WHERE tool = 'retrieve' AND call_id > ? "
+        "ORDER BY call_id LIMIT 1000",
+        (last,),
+    ):
+        for row in page:
+            scope = json.loads(row["request"] or "{}").get("collection")
+            if isinstance(scope, str):
+                db.execute("UPDATE calls SET scope = ? WHERE call_id = ?", (scope, row["call_id"]))
+        last = page[-1]["call_id"]
+    run(
+        db,
+        """
+        INSERT INTO scope_arm_state (tool, scope, provider, calls, ok, failures, latency_sum_s)
+            SELECT c.tool, c.scope, a.provider, COUNT(*), SUM(CASE WHEN a.status = 'ok' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN a.status = 'ok' THEN 0 ELSE 1 END), SUM(a.latency_s)
+            FROM attempts a JOIN calls c ON c.call_id = a.call_id
+            WHERE c.scope IS NOT NULL GROUP BY c.tool, c.scope, a.provider;
+        UPDATE scope_arm_state SET
+            quality_sum = COALESCE((SELECT SUM(q.reward) FROM quality_obs q
+                JOIN calls c ON c.call_id = q.call_id
+                WHERE c.tool = scope_arm_state.tool AND c.scope = scope_arm_state.scope
+                AND q.provider = scope_arm_state.provider AND q.superseded_ts IS NULL
+                AND q.source != 'failure'), 0),
+            quality_n = (SELECT COUNT(*) FROM quality_obs q JOIN calls c ON c.call_id = q.call_id
+                WHERE c.tool = scope_arm_state.tool AND c.scope = scope_arm_state.scope
+                AND q.provider = scope_arm_state.provider AND q.superseded_ts IS NULL
+                AND q.source != 'failure')
+        """,
+    )
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _migration_1,
     2: _migration_2,
     3: _migration_3,
     4: _migration_4,
+    5: _migration_5,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -140,14 +140,14 @@ class Store:
 
     @staticmethod
     def write_call(db: Connection, record: CallRecord, origin: str = "") -> list[Event]:
-        """The call, its attempts, the per-arm and per-tool counters, the session's spend and the
+        """The call, its attempts, the per-arm, per-scope and per-tool counters, the session's spend and the
         router events it makes, inside the caller's transaction. Returns those events, numbered."""
         served = record.served_by
         last_error = next((a.error for a in reversed(record.attempts) if a.error), None)
         db.execute(
             "INSERT INTO calls (call_id, tool, router, ts, status, provider, latency_s, attempts, request, "
-            "decision, error, x, feat_version, sampled, session_id, cost_usd) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "decision, error, x, feat_version, sampled, session_id, cost_usd, scope) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.call_id,
                 record.tool,
@@ -165,6 +165,7 @@ class Store:
                 int(record.sampled),
                 record.session_id,
                 record.cost_usd,
+                record.scope,
             ),
         )
         db.execute(
@@ -215,6 +216,8 @@ class Store:
                     record.ts,
                 ),
             )
+            if record.scope is not None:
+                Store._count_scope_attempt(db, record, attempt.provider, ok, attempt.latency_s)
         for obs in record.failure_obs:
             Store._insert_obs(db, obs, record.feat_version)
         if record.step is not None:
@@ -222,6 +225,20 @@ class Store:
         if record.tool in NO_ROUTER:
             return []
         return Store._append_events(db, origin, _call_events(record))
+
+    @staticmethod
+    def _count_scope_attempt(
+        db: Connection, record: CallRecord, provider: str, ok: int, latency_s: float
+    ) -> None:
+        """One attempt in the totals of its call's scope (the collection searched) and arm."""
+        db.execute(
+            "INSERT INTO scope_arm_state (tool, scope, provider, calls, ok, failures, latency_sum_s) "
+            "VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT (tool, scope, provider) DO UPDATE SET "
+            "calls = scope_arm_state.calls + 1, ok = scope_arm_state.ok + excluded.ok, "
+            "failures = scope_arm_state.failures + excluded.failures, "
+            "latency_sum_s = scope_arm_state.latency_sum_s + excluded.latency_sum_s",
+            (record.tool, record.scope, provider, ok, 1 - ok, latency_s),
+        )
 
     @staticmethod
     def _write_step(db: Connection, record: CallRecord, served: str | None) -> None:
@@ -263,7 +280,7 @@ class Store:
     @staticmethod
     def _served_call(db: Connection, call_id: str) -> dict[str, Any]:
         rows = db.query(
-            "SELECT tool, provider, status, x, feat_version FROM calls WHERE call_id = ?", [call_id]
+            "SELECT tool, provider, status, x, feat_version, scope FROM calls WHERE call_id = ?", [call_id]
         )
         if not rows or rows[0]["status"] != "ok":
             raise UnknownCall(call_id)
@@ -276,6 +293,12 @@ class Store:
             "WHERE tool = ? AND provider = ?",
             (delta, count, now, call["tool"], call["provider"]),
         )
+        if call["scope"] is not None:
+            db.execute(
+                "UPDATE scope_arm_state SET quality_sum = quality_sum + ?, quality_n = quality_n + ? "
+                "WHERE tool = ? AND scope = ? AND provider = ?",
+                (delta, count, call["tool"], call["scope"], call["provider"]),
+            )
 
     def add_feedback(
         self, call_id: str, score: float, source: str, now: float, comment: str | None = None
@@ -474,6 +497,14 @@ class Store:
     def arm_states(self, tool: str) -> dict[str, dict[str, Any]]:
         rows = self.query("SELECT * FROM arm_state WHERE tool = ? ORDER BY provider", [tool])
         return {row["provider"]: row for row in rows}
+
+    def scope_arm_states(self, tool: str) -> dict[str, dict[str, dict[str, Any]]]:
+        """Totals per scope (retrieve: the collection) and arm: scope -> provider -> row."""
+        rows = self.query("SELECT * FROM scope_arm_state WHERE tool = ? ORDER BY scope, provider", [tool])
+        states: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in rows:
+            states.setdefault(row["scope"], {})[row["provider"]] = row
+        return states
 
     def tool_call_count(self, tool: str) -> int:
         """Calls ever made through `tool`, pruned ones included."""

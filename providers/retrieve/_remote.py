@@ -20,10 +20,11 @@ from providers.types import Passage, RetrieveRequest
 
 
 def embed_texts(texts: Sequence[str]) -> Any:
-    """The project embedder (`providers.retrieve.embedder.embed`); replaceable in tests."""
+    """The project's query embedder (`providers.retrieve.embedder.embed_queries`, the same vectors the
+    local dense arm ranks with); replaceable in tests."""
     from providers.retrieve import embedder
 
-    return embedder.embed(texts)
+    return embedder.embed_queries(texts)
 
 
 def segment(value: str) -> str:
@@ -48,8 +49,10 @@ class RemoteRetriever(Adapter[RetrieveRequest, list[Passage]]):
         return (key,) if key else ()
 
     def target(self, request: RetrieveRequest) -> str:
+        """The remote collection or index to search: the pinned option, else the store's name for
+        the requested collection (config `collections = { ours = "theirs" }`)."""
         pinned = self.spec.options.get(self.target_option)
-        name = pinned if pinned is not None else request.collection
+        name = pinned if pinned is not None else self.spec.remote_name(request.collection)
         if not isinstance(name, str) or not name:
             raise BadRequest(
                 self.name, f"no remote {self.target_option} named (option `{self.target_option}`)"

@@ -83,7 +83,7 @@ class Collection:
         return p.phase
 
     def status(self, now: float | None = None) -> dict[str, Any]:
-        """The collection as `router://collections` shows it."""
+        """The folder's files, passages, index views and indexing, as `router://collections` shows them."""
         now = time.time() if now is None else now
         p = self.progress
 
@@ -98,8 +98,6 @@ class Collection:
             }
 
         return {
-            "kind": "folder",
-            "path": str(self.root),
             "index_dir": str(self.index_files.folder) if self.index_files else None,
             "files": len(self.known_files) if self.known_files else None,
             "documents": len(self.lexical.documents) if self.lexical else None,
@@ -129,7 +127,7 @@ class CollectionLibrary:
         folders: Iterable[tuple[str, Path]] = (),
         index_root: Path | Literal[False] | None = None,
         rescan_every_s: float = RESCAN_EVERY_S,
-        embed: Embed | None = embedder.embed,
+        embed: Embed | None = embedder.embed_passages,
     ) -> None:
         root = None if index_root is False else (index_root or default_index_root())
         self._collections = {name: Collection(name, Path(path), root) for name, path in folders}

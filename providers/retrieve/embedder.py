@@ -65,3 +65,15 @@ def embed_queries(texts: Sequence[str]) -> np.ndarray:
     from providers.retrieve import query_encoder
 
     return query_encoder.shared().encode(texts)
+
+
+SMALL_JOB = 128  # passages: below this, torch's load (~6 s) costs more than numpy's slower batches
+
+
+def embed_passages(texts: Sequence[str]) -> np.ndarray:
+    """`embed` for an indexer's batch: sentence-transformers for large jobs or once it is loaded,
+    else the numpy encoder (an edited file, a small folder), which needs no torch and gives the same
+    vectors."""
+    if loaded() or len(texts) > SMALL_JOB:
+        return embed(texts)
+    return embed_queries(texts)

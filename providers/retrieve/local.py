@@ -1,15 +1,14 @@
 """Retrievers over folder collections: BM25 (bm25s), dense (MiniLM + numpy), hybrid (reciprocal-rank fusion).
 
 They rank on the indexes the library's indexer thread publishes and never build one: until its view
-exists an arm is not `ready`, so the router passes it over, and a call that reaches it anyway waits
-at most `READY_WAIT_S` before failing with how far indexing is. Ranking on a built BM25 index is
+exists an arm is not `ready`, so the router passes it over, and a call that reaches it anyway fails
+at once, saying how far indexing is. Ranking on a built BM25 index is
 quick enough for the event loop; a dense query embeds in a worker thread that a timed-out call
 abandons instead of waiting for.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Hashable, Sequence
 from typing import ClassVar, TypeVar
 
@@ -26,7 +25,6 @@ from providers.types import Passage, RetrieveRequest
 
 RRF_K = 60
 DENSE_TYPES = frozenset({"dense", "hybrid"})  # the arm types that need a collection's vectors
-READY_WAIT_S = 2.0  # a call that finds its index still building waits this long, then fails
 Key = TypeVar("Key", bound=Hashable)
 
 
@@ -66,14 +64,17 @@ class _LocalRetriever(Adapter[RetrieveRequest, list[Passage]]):
 
     def ready(self, request: RetrieveRequest) -> bool:
         collection = self.env.collections.get(request.collection)
-        return collection is None or all(collection.view(v) is not None for v in self.views)
+        if collection is None or all(collection.view(v) is not None for v in self.views):
+            return True
+        self.env.collections.start()  # a library used without a server indexes on first demand
+        return False
 
     def rank(self, collection: Collection, query: str, k: int) -> list[tuple[Document, float]]:
         raise NotImplementedError
 
     async def call(self, request: RetrieveRequest) -> list[Passage]:
         collection = self.collection(request)
-        await self._until_ready(collection, request)
+        self._require_ready(collection, request)
         if self.inline:
             hits = self.rank(collection, request.query, request.k)
         else:
@@ -85,19 +86,13 @@ class _LocalRetriever(Adapter[RetrieveRequest, list[Passage]]):
             for doc, score in hits
         ]
 
-    async def _until_ready(self, collection: Collection, request: RetrieveRequest) -> None:
-        if self.ready(request):
-            return
-        self.env.collections.start()  # a library used without a server indexes on first demand
-        give_up = time.monotonic() + READY_WAIT_S
-        while not self.ready(request):
-            if time.monotonic() >= give_up:
-                raise Unavailable(
-                    self.name,
-                    f"collection {collection.name!r} is still being indexed "
-                    f"({collection.describe_progress()}); another arm or a retry shortly will serve it",
-                )
-            await anyio.sleep(0.05)
+    def _require_ready(self, collection: Collection, request: RetrieveRequest) -> None:
+        if not self.ready(request):
+            raise Unavailable(
+                self.name,
+                f"collection {collection.name!r} is still being indexed "
+                f"({collection.describe_progress()}); another arm or a retry shortly will serve it",
+            )
 
 
 class BM25Retriever(_LocalRetriever):

@@ -1,7 +1,8 @@
 """pgvector: cosine kNN over a PostgreSQL table with a `vector(384)` column, queried with MiniLM embeddings.
 
 Config: `base_url` is the DSN (`postgresql://user@host:port/db`); a password may come from the arm's API
-key env var (`spec.api_key`). Options: `table` (default: the request's collection name), `id_column`,
+key env var (`spec.api_key`). Options: `table` (default: the collection's remote name from config
+`collections = { ours = "table" }`, else the collection's own name), `id_column`,
 `text_column`, `embedding_column` (defaults `id`, `body`, `embedding`). Identifiers are validated and
 quoted, never interpolated. Error messages never contain the DSN or the password.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import numpy as np
@@ -33,9 +34,9 @@ _INSTALL_HINT = "install with: pip install 'mcp-router[pgvector]'"
 
 
 def _default_embed(texts: Sequence[str]) -> np.ndarray:
-    from providers.retrieve.embedder import embed
+    from providers.retrieve.embedder import embed_queries
 
-    return embed(texts)
+    return embed_queries(texts)
 
 
 # The query embedder; tests swap in a deterministic function. Must return unit-norm float32 (n, dim).
@@ -55,6 +56,7 @@ def _identifier(value: Any, what: str) -> tuple[str, ...]:
 class PgvectorRetriever(Adapter[RetrieveRequest, list[Passage]]):
     tool = "retrieve"
     type = "pgvector"
+    target_option: ClassVar[str] = "table"  # pins the table; else the collection's mapped name
 
     # ------------------------------------------------------------------------------------------ helpers
 
@@ -92,7 +94,9 @@ class PgvectorRetriever(Adapter[RetrieveRequest, list[Passage]]):
     def _columns(self, request: RetrieveRequest) -> tuple[tuple[str, ...], tuple[str, ...], ...]:
         options = self.spec.options or {}
         try:
-            table = _identifier(options.get("table", request.collection), "table")
+            table = _identifier(
+                options.get(self.target_option, self.spec.remote_name(request.collection)), "table"
+            )
             columns = tuple(
                 _identifier(options.get(key, default), key)
                 for key, default in (

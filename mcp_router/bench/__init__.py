@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-BENCHMARKS = ("retrieval", "qa-pool", "judge", "overhead", "state", "load")
+BENCHMARKS = ("retrieval", "qa-pool", "judge", "overhead", "state", "load", "collections")
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -37,4 +37,8 @@ def run(name: str, args: argparse.Namespace) -> int:
         from mcp_router.bench import load
 
         return load.main(args)
+    if name == "collections":
+        from mcp_router.bench import collections
+
+        return collections.main(args)
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")

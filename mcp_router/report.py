@@ -51,4 +51,27 @@ def stats_table(stats: dict[str, Any]) -> str:
         "rated",
         "state",
     ]
-    return table(headers, rows)
+    return "\n\n".join([table(headers, rows), *_collections_table(stats)])
+
+
+def _collections_table(stats: dict[str, Any]) -> list[str]:
+    """retrieve's totals per collection and provider (only a collection's providers compete for it)."""
+    collections = stats["tools"].get("retrieve", {}).get("collections") or {}
+    rows = [
+        [
+            name,
+            entry["kind"] or "gone",
+            arm,
+            a["calls"],
+            a["ok"],
+            _fmt(a["latency_mean_s"]),
+            _fmt(a["quality_mean"], 2),
+            a["quality_n"],
+        ]
+        for name, entry in collections.items()
+        for arm, a in entry["arms"].items()
+    ]
+    if not rows:
+        return []
+    headers = ["collection", "kind", "provider", "calls", "ok", "lat_mean_s", "quality", "rated"]
+    return [table(headers, rows)]

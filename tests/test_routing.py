@@ -296,3 +296,29 @@ def test_slo_guard_excludes_exactly_when_the_window_median_is_over_the_limit(lat
             continue
         expected = len(recent) >= params.slo_min_samples and statistics.median(recent) > 1.0
         assert (health.slow_until > before) == expected
+
+
+def test_fallback_endpoints_are_ordered_by_learned_quality_without_a_decision() -> None:
+    """llm_complete's fallback models' endpoints: LQM orders each model's by its scores (a pure
+    read: no draw, no decision counted, state unchanged); a policy without scores keeps config order."""
+    from types import SimpleNamespace
+
+    from mcp_router.serving.dispatch import fallback_order
+
+    arms = ["a1", "b1", "b2", "c1", "c2"]
+    lqm = build_router("lqm", "llm_complete", arms, l_ref_s=8.0)
+    for i in range(40):
+        now = 1000.0 + i
+        lqm.observe_quality("b1", None, 0.1, now)
+        lqm.observe_quality("b2", None, 0.9, now)
+        lqm.observe_quality("c1", None, 0.8, now)
+        lqm.observe_quality("c2", None, 0.2, now)
+    context = RouteContext(tool="llm_complete", text="hi", now=1100.0, x=None, inflight={})
+    before = (lqm.decisions, lqm.fingerprint(), lqm.get_state())
+    plan = SimpleNamespace(
+        fallbacks=["b1", "b2", "c1", "c2"], model_of={"b1": "B", "b2": "B", "c1": "C", "c2": "C"}
+    )
+    assert fallback_order(lqm, plan, context) == ["b2", "b1", "c1", "c2"]  # model order kept
+    assert (lqm.decisions, lqm.fingerprint(), lqm.get_state()) == before
+    plain = build_router("round-robin", "llm_complete", arms, l_ref_s=8.0)
+    assert fallback_order(plain, plan, context) == ["b1", "b2", "c1", "c2"]

@@ -71,6 +71,17 @@ class Router(ABC):
             sample_quality=choice.sample_quality,
         )
 
+    def order_fallbacks(self, arms: Sequence[str], context: RouteContext) -> list[str]:
+        """`arms` best first, for a fallback group (llm_complete's next model's endpoints). No
+        decision is made: nothing is drawn, counted or dispatched, so replaying the events rebuilds
+        the same router. Arms the guards exclude go last, in the given order."""
+        eligible, _ = self.guards.eligible(arms, context.now, context.inflight)
+        return self.score_order(eligible, context) + [a for a in arms if a not in eligible]
+
+    def score_order(self, arms: Sequence[str], context: RouteContext) -> list[str]:
+        """`arms` by the policy's current score, best first; a policy without one keeps their order."""
+        return list(arms)
+
     @abstractmethod
     def choose(self, eligible: Sequence[str], context: RouteContext) -> Choice:
         """Order the eligible arms (non-empty) for this request."""

@@ -124,6 +124,14 @@ class LQMRouter(Router):
             part["V"] = self.score(part["u_hat"], part["beta"], part["m"], part["tau_tilde"])
         return parts
 
+    def score_order(self, arms: Sequence[str], context: RouteContext) -> list[str]:
+        """By V (then û, then τ), as `choose` ranks them, without its draws or warm-up rotation."""
+        parts = self.decompose(arms, context)
+        position = {a: i for i, a in enumerate(arms)}
+        return sorted(
+            arms, key=lambda a: (-parts[a]["V"], -parts[a]["u_hat"], parts[a]["tau_s"], position[a])
+        )
+
     def choose(self, eligible: Sequence[str], context: RouteContext) -> Choice:
         p = self.params
         rng = self.rng()

@@ -145,6 +145,15 @@ def not_served(arms: Mapping[str, Arm], request: Any) -> dict[str, str]:
     return {name: f"does not serve {what}" for name, arm in arms.items() if not arm.adapter.serves(request)}
 
 
+def fallback_order(router: Router, plan: Plan, context: RouteContext) -> list[str]:
+    """The fallback models' endpoints: model by model in the plan's order, each model's endpoints
+    ranked by the router's current scores (as the chosen model's are), not in config order."""
+    by_model: dict[str, list[str]] = {}
+    for endpoint in plan.fallbacks:
+        by_model.setdefault(plan.model_of[endpoint], []).append(endpoint)
+    return [e for endpoints in by_model.values() for e in router.order_fallbacks(endpoints, context)]
+
+
 def _completed_step(plan: Plan | None, attempts: list[AttemptRecord], served: Any) -> StepRecord | None:
     """The plan's step record with what actually happened: which model served, and its tokens."""
     if plan is None:
@@ -224,8 +233,9 @@ class Dispatcher:
         on_attempt: AttemptHook | None = None,
         plan: Plan | None = None,
     ) -> Served:
-        """Serve one call. With a `plan` (llm_complete under MTRouter) the router ranks only the chosen
-        model's endpoints, the fallback models' endpoints follow, and each gets its own request."""
+        """Serve one call. With a `plan` (llm_complete under MTRouter) the router decides among the
+        chosen model's endpoints; the fallback models' endpoints follow, model by model, each model's
+        ranked by the router's scores; each endpoint gets its own request."""
         route = self.routes[tool]
         if not route.arms:
             raise NoProviders(route)
@@ -244,7 +254,7 @@ class Dispatcher:
         decision.excluded.update(unserved)
         for name in loading:
             decision.excluded[name] = "loading its model or index"
-        order = decision.order + (plan.fallbacks if plan else [])
+        order = decision.order + (fallback_order(router, plan, context) if plan else [])
         call_id = new_call_id()
         attempts: list[AttemptRecord] = []
         failures: list[QualityObs] = []

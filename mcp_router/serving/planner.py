@@ -62,7 +62,7 @@ class Plan:
     tells the planner what the recorded call cost."""
 
     first: list[str]  # the chosen model's endpoints: LQM-ContextRoute orders these
-    fallbacks: list[str]  # endpoints of the fallback models, in model order
+    fallbacks: list[str]  # endpoints of the fallback models, in model order (the router orders each model's)
     requests: dict[str, CompletionRequest]
     model_of: dict[str, str]
     cost_bound: dict[str, float]  # per endpoint: the most its call may cost (its model's worst case)

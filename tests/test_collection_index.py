@@ -320,3 +320,14 @@ def test_a_process_holding_the_index_lock_makes_the_other_wait_then_share(tmp_pa
         time.sleep(0.02)
     waiting.stop()
     assert waiting.get("notes").dense is not None  # it indexed once the lock was free
+
+
+def test_a_killed_writers_staging_files_are_removed_under_the_lock(tmp_path: Path) -> None:
+    write_notes(tmp_path / "notes", 2)
+    lib = library(tmp_path / "notes", tmp_path / "idx")
+    lib.refresh()
+    folder = lib.get("notes").index_files.folder
+    (folder / ".dense-abc123.npz").write_bytes(b"half")
+    (folder / ".lexical-xyz").mkdir()
+    lib.refresh()
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "dense.npz", "files.json", "lexical"]

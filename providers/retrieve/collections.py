@@ -32,6 +32,7 @@ View = Literal["lexical", "dense"]
 DIMENSION = 384
 RESCAN_EVERY_S = 30.0
 BUSY_RETRY_S = 2.0  # another process holds the index lock: look again this soon
+STOP_WAIT_S = 5.0
 
 
 @dataclass
@@ -161,12 +162,13 @@ class CollectionLibrary:
             self._thread = threading.Thread(target=self._run, name="collection-indexer", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread between two batches; what it embedded so far is saved first."""
+    def stop(self, wait_s: float = STOP_WAIT_S) -> None:
+        """Stop the thread between two batches (what it embedded so far is saved first), waiting at
+        most `wait_s`: a shutdown does not wait out a long batch, whose work the next start redoes."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(wait_s)
 
     def rescan(self) -> None:
         """Ask the thread to look at the folders now instead of at its next scheduled rescan."""
@@ -216,6 +218,7 @@ class CollectionLibrary:
         try:
             if lock is not None:  # another process may have indexed since we last looked
                 _reload_if_newer(collection)
+                collection.index_files.clean_staging()  # type: ignore[union-attr]
             return refresh(collection, self.embed, self._stopping.is_set)
         except Exception as exc:
             log.warning("indexing %s failed", collection.name, exc_info=True)

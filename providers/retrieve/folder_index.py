@@ -237,6 +237,17 @@ class IndexFiles:
 
     # -------------------------------------------------------------------------------------- helpers
 
+    def clean_staging(self) -> None:
+        """Remove what a killed writer left half-written. Only the holder of the index lock writes,
+        so under it every staging file is an orphan."""
+        if not self.folder.is_dir():
+            return
+        for leftover in self.folder.glob(".*-*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
     def _write(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")

@@ -125,7 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument(
         "--judges",
         default="smollm2-135m,gemma3-270m",
-        help="comma-separated local judge models, or 'none' (default smollm2-135m,gemma3-270m)",
+        help="comma-separated judges: 'local' (the local judge, feedback/local_judge.py) and/or local LLM "
+        "models, or 'none' (default smollm2-135m,gemma3-270m)",
+    )
+    judge.add_argument(
+        "--split",
+        choices=["test", "train", "all"],
+        default="test",
+        help="SciFact queries the pairs and lists are drawn from (default test: the local judge is fitted "
+        "on train)",
+    )
+    judge.add_argument(
+        "--fit-local",
+        action="store_true",
+        help="refit the local judge on SciFact's train split and write its parameters, then exit",
+    )
+    judge.add_argument(
+        "--fit-out", metavar="FILE", help="--fit-local: write here (default the packaged local_judge.json)"
     )
     judge.add_argument("--pairs", type=int, default=60, help="query-passage pairs to judge (default 60)")
     judge.add_argument("--queries", type=int, default=30, help="queries whose top-5 is judged (default 30)")

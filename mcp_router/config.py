@@ -190,17 +190,24 @@ class ToolConfig(_Strict):
         return [p for p in self.providers if p.disabled_reason() is None]
 
 
+LOCAL_JUDGE = "local"  # `[judge] provider`: the local judge (feedback/local_judge.py), not an llm provider
+
+
 class JudgeConfig(_Strict):
-    """The LLM-as-judge that turns sampled calls into quality signals, off the request path."""
+    """The judge that turns sampled calls into quality signals, off the request path: an LLM (a hosted
+    model, or one named), or for `search` and `retrieve` the local judge, which needs no key."""
 
     enabled: bool = True
-    provider: str | None = None  # an llm_complete provider; default: the strongest enabled one
+    # an llm_complete provider, or "local"; default: the strongest enabled llm provider reaching
+    # min_quality_prior, else the local judge (search and retrieve only)
+    provider: str | None = None
     rate: float = Field(default=0.2, ge=0, le=1)  # share of warm calls judged (warm-up calls always are)
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     queue_size: int = Field(default=32, ge=1, le=10_000)
     max_tokens: int = Field(default=48, ge=8, le=1024)
-    # A judge weaker than this grades noise: `mcp-router bench judge` measured the packaged 135M/270M
-    # models at chance (AUC 0.50 on SciFact), so out of the box, with only them, nothing is judged.
+    # An LLM judge weaker than this grades noise: `mcp-router bench judge` measured the packaged
+    # 135M/270M models at chance (AUC 0.50 on SciFact), so out of the box, with only them, the local
+    # judge grades search and retrieve, and llm_complete is not judged.
     min_quality_prior: float = Field(default=0.5, ge=0, le=1)
 
 
@@ -490,16 +497,27 @@ class Config(_Strict):
         return [m for m in pool if m.endpoints]
 
     def judge_provider(self) -> ProviderConfig | None:
-        """The configured judge, else the enabled llm provider with the highest quality prior (then price)."""
+        """The LLM judge: the named provider, else the enabled llm provider with the highest quality
+        prior (then price) if it reaches `min_quality_prior`. With `provider = "local"` that default
+        pick still judges `llm_complete`, which the local judge cannot."""
         if not self.judge.enabled:
             return None
         pool = self.tool("llm_complete").enabled_providers()
-        if self.judge.provider:  # named explicitly: the user's choice, whatever its prior
+        if self.judge.provider not in (None, LOCAL_JUDGE):  # named: the user's choice, whatever its prior
             return next((p for p in pool if p.name == self.judge.provider), None)
         ranked = sorted(pool, key=lambda p: (p.quality_prior or 0.0, p.output_cost_per_token), reverse=True)
         if not ranked or (ranked[0].quality_prior or 0.0) < self.judge.min_quality_prior:
             return None
         return ranked[0]
+
+    def local_judge(self) -> bool:
+        """Whether the local judge grades `search` and `retrieve`: when named (`provider = "local"`), and
+        by default when no LLM judge is found (no hosted key, only the packaged models)."""
+        if not self.judge.enabled:
+            return False
+        if self.judge.provider:
+            return self.judge.provider == LOCAL_JUDGE
+        return self.judge_provider() is None
 
     def l_ref_s(self, name: ToolName) -> float:
         return self.tool(name).l_ref_s or DEFAULT_L_REF_S[name]

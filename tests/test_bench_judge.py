@@ -220,3 +220,52 @@ def test_sample_must_be_a_whole_number_of_queries(capsys) -> None:
             build_parser().parse_args(["bench", "retrieval", "--sample", bad])
         assert "expected a whole number of queries (0 for all)" in capsys.readouterr().err
     assert build_parser().parse_args(["bench", "retrieval", "--sample", "40"]).sample == 40
+
+
+# ---------------------------------------------------------------------------------------------- local judge
+
+
+def test_pairs_and_lists_come_from_the_split_asked_for():
+    corpus = toy_corpus()
+    corpus.data.query_split[:] = ["test", "train", "test", "train"]
+    pairs = jb.sample_pairs(corpus, 8, seed=0, split="test")
+    assert pairs and {p.query for p in pairs} <= {0, 2}
+    assert set(jb.sample_list_queries(corpus, 4, seed=0, split="train")) == {1, 3}
+    assert len(jb.sample_list_queries(corpus, 4, seed=0, split="all")) == 4
+
+
+def test_cli_accepts_the_local_judge_options():
+    args = build_parser().parse_args(["bench", "judge", "--judges", "local", "--curve-seeds", "0"])
+    assert (args.judges, args.split, args.fit_local, args.fit_out) == ("local", "test", False, None)
+    args = build_parser().parse_args(["bench", "judge", "--fit-local", "--fit-out", "p.json"])
+    assert args.fit_local and args.fit_out == "p.json"
+
+
+def test_local_judge_report_on_a_toy_corpus_with_the_real_encoder():
+    """The whole `--judges local` entry on 4 queries × 12 documents (the torch-free encoder only)."""
+    from mcp_router.bench.local_judge_data import ARMS, JudgeData
+    from mcp_router.bench.local_judge_eval import format_local, local_agreement
+    from mcp_router.feedback.local_judge import default_embed
+
+    corpus = toy_corpus()
+    data = corpus.data
+    vectors = default_embed([f"{t} {a}" for t, a in zip(data.titles, data.abstracts, strict=True)])
+    jd = JudgeData.build(corpus.data, vectors)
+    pairs = jb.sample_pairs(corpus, 6, seed=0)
+    entry = local_agreement(corpus, pairs, [0, 1, 2, 3], progress=False, jd=jd)
+    assert entry["kind"] == "local" and entry["relevant_pairs"] == entry["nonrelevant_pairs"] == 3
+    assert 0.0 <= entry["auc"] <= 1.0 and 0.0 <= entry["list_reward_mean"] <= 1.0
+    arms = entry["per_arm"]["arms"]
+    assert set(arms) == set(ARMS)
+    for a in arms.values():
+        assert a["bias"] == pytest.approx(a["judge_mean"] - a["ndcg10_mean"], abs=2e-4)
+    assert entry["per_arm"]["oracle_ndcg10"] >= entry["per_arm"]["best_fixed_arm_ndcg10"]
+    assert entry["per_arm"]["oracle_ndcg10"] >= entry["per_arm"]["judge_choice_ndcg10"]
+    assert entry["timed_lists"] == 4 and entry["latency_mean_s"] > 0
+    assert entry["max_score_gap_served_vs_lookup"] < 1e-3  # the lookup stands in for the served encoder
+    text = "\n".join(format_local("local", entry))
+    assert "per-arm bias" in text and "dense" in text
+    report = {"judges": {"local": entry}, "params": {"pairs": 6, "queries": 4, "split": "test"}}
+    assert "LLM judges" not in jb.format_summary(report | {"robustness": None})
+    assert jb.verdict(entry | {"auc": 0.8, "spearman_rho": 0.5}).startswith("usable")
+    assert jb.verdict(entry | {"auc": 0.8, "spearman_rho": 0.3}).startswith("BELOW")

@@ -112,10 +112,36 @@ def test_cli_reports_invalid_config_and_exits_2(tmp_path: Path) -> None:
 
 
 def test_judge_is_the_strongest_provider_that_reaches_the_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MCP_ROUTER_CONFIG", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert load_config().config.judge_provider() is None  # only the packaged models: they grade at chance
     monkeypatch.setenv("OPENAI_API_KEY", "sk-anything")
     assert load_config().config.judge_provider().name == "openai"
+
+
+def test_without_a_hosted_key_the_local_judge_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MCP_ROUTER_CONFIG", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    config = load_config().config
+    assert config.local_judge() and config.judge_provider() is None  # search/retrieve: local; llm: none
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-anything")
+    config = load_config().config
+    assert not config.local_judge() and config.judge_provider().name == "openai"  # the LLM for every tool
+
+
+def test_the_local_judge_named_explicitly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-anything")
+    keyed = (
+        '[[tools.llm_complete.providers]]\nname = "openai"\ntype = "openai"\nmodel = "gpt-4o-mini"\n'
+        'api_key_env = "OPENAI_API_KEY"\nquality_prior = 0.7\n'
+    )
+    config = load_config(write(tmp_path, keyed + '[judge]\nprovider = "local"\n')).config
+    assert config.local_judge()  # search and retrieve, even with a hosted key
+    assert config.judge_provider().name == "openai"  # llm_complete keeps its LLM judge
+    config = load_config(write(tmp_path, keyed + '[judge]\nprovider = "openai"\n')).config
+    assert not config.local_judge() and config.judge_provider().name == "openai"
+    config = load_config(write(tmp_path, '[judge]\nprovider = "local"\nenabled = false\n')).config
+    assert not config.local_judge() and config.judge_provider() is None
 
 
 def test_a_named_judge_is_used_whatever_its_prior(tmp_path: Path) -> None:
@@ -123,7 +149,8 @@ def test_a_named_judge_is_used_whatever_its_prior(tmp_path: Path) -> None:
         '[[tools.llm_complete.providers]]\nname = "tiny"\ntype = "llamacpp"\nmodel = "smollm2-135m"\n'
         '[judge]\nprovider = "tiny"\n'
     )
-    assert load_config(write(tmp_path, text)).config.judge_provider().name == "tiny"
+    config = load_config(write(tmp_path, text)).config
+    assert config.judge_provider().name == "tiny" and not config.local_judge()
 
 
 def test_keyed_providers_join_when_their_variable_is_set(

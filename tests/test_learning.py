@@ -58,7 +58,7 @@ async def rate(dispatcher: Dispatcher, n: int) -> None:
     """Judge the newest `n` calls, then overrule half of those verdicts with explicit feedback."""
     calls = [c for c in dispatcher.store.recent_calls(n) if c["status"] == "ok"]
     for i, call in enumerate(calls):
-        await dispatcher._signal(call["call_id"], 0.1 * i, "judge")
+        await dispatcher.signal(call["call_id"], 0.1 * i, "judge")
     for i, call in enumerate(calls[::2]):
         await dispatcher.feedback(call["call_id"], 1.0 - 0.15 * i, None)
 

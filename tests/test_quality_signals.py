@@ -17,6 +17,8 @@ import pytest
 from mcp import Client
 
 from mcp_router.config import load_config
+from mcp_router.feedback.judge import JudgeInput
+from mcp_router.feedback.local_judge import LocalJudge
 from mcp_router.serving.server import create_server
 
 pytestmark = pytest.mark.anyio
@@ -200,3 +202,88 @@ async def test_full_judge_queue_drops_work_without_slowing_tools(
             assert not result.is_error
     assert max(latencies) < 1.0  # the 2 s judge never sits on the request path
     assert any("judge queue full: dropped" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------------------------ the local judge
+
+
+def local_config(tmp_path: Path, notes_dir: Path, extra: str = "") -> Path:
+    """retrieve over the notes, and no hosted judge: by default the local judge grades retrieve."""
+    path = tmp_path / "local.toml"
+    path.write_text(f"""
+[collections.notes]
+path = "{notes_dir}"
+
+[tools.retrieve]
+[[tools.retrieve.providers]]
+name = "bm25"
+type = "bm25"
+{extra}
+[judge]
+rate = 1.0
+timeout_s = 10
+""")
+    return path
+
+
+async def recent_calls(client: Client) -> list[dict]:
+    return json.loads((await client.read_resource("router://calls/recent")).contents[0].text)["calls"]
+
+
+async def test_without_a_hosted_judge_the_local_judge_grades_retrieve(tmp_path: Path, notes_dir: Path):
+    loaded = load_config(local_config(tmp_path, notes_dir))
+    assert loaded.config.local_judge() and loaded.config.judge_provider() is None
+    async with Client(create_server(loaded, tmp_path / "l.db"), cache=None) as client:
+        result = await client.call_tool("retrieve", {"query": "how much sun do tomatoes need", "k": 2})
+        assert not result.is_error
+        stats = await wait_for(client, "retrieve", "bm25", 1)
+        assert stats["router"]["score"]["n"] == 1  # the router learned the judged observation
+        recent = await recent_calls(client)
+    passages = tuple(p["text"] for p in result.structured_content["passages"])
+    expected = LocalJudge().score(JudgeInput("retrieve", "how much sun do tomatoes need", passages))
+    assert stats["quality_mean"] == pytest.approx(expected, abs=1e-6)  # the local judge's own score
+    assert 0.0 < expected <= 1.0
+    judge_call = next(c for c in recent if c["tool"] == "judge")
+    assert judge_call["request"]["judged_call"] == result.structured_content["call_id"]
+    assert judge_call["request"]["judge"] == LocalJudge().params.version
+    (attempt,) = judge_call["attempts"]
+    assert attempt["provider"] == "local-judge" and attempt["status"] == "ok" and attempt["latency_s"] > 0
+    assert judge_call["cost_usd"] == 0.0
+
+
+async def test_local_judge_for_retrieve_and_the_llm_judge_for_llm_complete(
+    tmp_path: Path, notes_dir: Path, judge_server
+) -> None:
+    judge_server.reply = "CORRECTNESS: 4\nHELPFULNESS: 4"  # both the answer served and the verdict
+    url = f"http://127.0.0.1:{judge_server.server_address[1]}/v1"
+    llm = f"""
+[tools.llm_complete.mtrouter]
+enabled = false
+
+[[tools.llm_complete.providers]]
+name = "judge-model"
+type = "openai"
+model = "judge-test"
+base_url = "{url}"
+timeout_s = 10
+quality_prior = 0.9
+"""
+    path = local_config(tmp_path, notes_dir, llm)
+    path.write_text(path.read_text().replace("[judge]\n", '[judge]\nprovider = "local"\n'))
+    loaded = load_config(path)
+    assert loaded.config.local_judge() and loaded.config.judge_provider().name == "judge-model"
+    async with Client(create_server(loaded, tmp_path / "m.db"), cache=None) as client:
+        retrieved = await client.call_tool("retrieve", {"query": "tomatoes sun", "k": 1})
+        await wait_for(client, "retrieve", "bm25", 1)
+        assert judge_server.requests == []  # retrieve was graded locally, not by the LLM
+        messages = [{"role": "user", "content": "Name a color."}]
+        completed = await client.call_tool("llm_complete", {"messages": messages, "max_tokens": 8})
+        assert not completed.is_error
+        stats = await wait_for(client, "llm_complete", "judge-model", 1)
+        recent = await recent_calls(client)
+    assert stats["quality_mean"] == pytest.approx(0.75)  # the LLM's verdict: (4 - 1) / 4
+    assert len(judge_server.requests) == 2  # the answer, then its judging
+    judge_calls = [c for c in recent if c["tool"] == "judge"]
+    judges = {c["request"]["judged_call"]: c["attempts"][0]["provider"] for c in judge_calls}
+    assert judges[retrieved.structured_content["call_id"]] == "local-judge"
+    assert judges[completed.structured_content["call_id"]] == "judge-model"

@@ -11,6 +11,9 @@ the judge is noisy?
        top-10 ranking, as Spearman's ρ over the parsed queries;
    (c) latency, tokens and cost per judge call (the model load is timed apart, by a warm-up call).
    Unparseable answers are dropped (never guessed) and counted.
+   `--judges local` runs the same (a) and (b) on the local judge (`feedback.local_judge`), with its
+   per-arm bias and cost (`local_judge_eval`); `--fit-local` refits it on the train split
+   (`local_judge_fit`). Pairs and lists come from `--split` (default test).
 2. **Robustness curve**: the retrieval benchmark (its spec and `run_benchmark`, unchanged) with the
    simulated judge's noise σ ∈ {0, 0.1, 0.2, 0.3}: quality and quality per cycle per policy.
 """
@@ -42,6 +45,7 @@ from mcp_router.feedback.judge import (
 from mcp_router.feedback.simulated import SimulatedJudge
 
 JUDGES = ("smollm2-135m", "gemma3-270m")
+LOCAL = "local"  # the local judge (feedback.local_judge), not an LLM: see local_judge_eval
 CURVE_POLICIES = ("lqm", "sw-ucb", "additive-0.5", "linucb-quality", "round-robin")
 NOISE_LEVELS = (0.0, 0.1, 0.2, 0.3)
 PAIR_CHARS = 1200  # a passage judged alone: SciFact abstracts are ~1,500 characters
@@ -168,9 +172,15 @@ class Corpus:
         return ndcg_at_k(ranking, self.data.qrels[query], DEPTH)
 
 
-def sample_pairs(corpus: Corpus, n: int, seed: int) -> list[Pair]:
-    """`n` pairs: ⌈n/2⌉ queries (seeded) each give a relevant document (qrels) and, for ⌊n/2⌋ of them,
-    a hard negative: a bm25 top-10 document not in the qrels. Queries without both are skipped."""
+def in_split(corpus: Corpus, query: int, split: str) -> bool:
+    """Whether query `query` belongs to `split`: `test`, `train`, or `all`."""
+    return split == "all" or corpus.data.query_split[query] == split
+
+
+def sample_pairs(corpus: Corpus, n: int, seed: int, split: str = "all") -> list[Pair]:
+    """`n` pairs: ⌈n/2⌉ queries of `split` (seeded) each give a relevant document (qrels) and, for
+    ⌊n/2⌋ of them, a hard negative: a bm25 top-10 document not in the qrels. Queries without both are
+    skipped."""
     rng = np.random.default_rng([seed, 21])
     pairs: list[Pair] = []
     n_rel, n_non = (n + 1) // 2, n // 2
@@ -178,6 +188,8 @@ def sample_pairs(corpus: Corpus, n: int, seed: int) -> list[Pair]:
         q = int(q)
         if len(pairs) >= n:
             break
+        if not in_split(corpus, q, split):
+            continue
         relevant = corpus.relevant(q)
         negatives = [d for d in corpus.top(q) if d not in relevant]
         if not relevant or not negatives:
@@ -190,14 +202,14 @@ def sample_pairs(corpus: Corpus, n: int, seed: int) -> list[Pair]:
     return pairs
 
 
-def sample_list_queries(corpus: Corpus, m: int, seed: int) -> list[int]:
-    """`m` queries (seeded, without replacement) whose bm25 ranking is not empty."""
+def sample_list_queries(corpus: Corpus, m: int, seed: int, split: str = "all") -> list[int]:
+    """`m` queries of `split` (seeded, without replacement) whose bm25 ranking is not empty."""
     rng = np.random.default_rng([seed, 22])
     out = []
     for q in rng.permutation(len(corpus.data.query_texts)):
         if len(out) >= m:
             break
-        if corpus.top(int(q), LIST_K):
+        if in_split(corpus, int(q), split) and corpus.top(int(q), LIST_K):
             out.append(int(q))
     return out
 
@@ -421,6 +433,12 @@ def verdict(entry: dict[str, Any]) -> str:
     """A plain-words rating of one judge."""
     if "error" in entry:
         return f"not run: {entry['error']}"
+    if entry.get("kind") == "local":
+        a, rho = entry.get("auc") or 0.0, entry.get("spearman_rho") or 0.0
+        bars = f"AUC {a:.3f} (bar 0.75), Spearman {rho:.3f} (bar 0.4)"
+        if a >= 0.75 and rho >= 0.4:
+            return f"usable: it meets both bars ({bars})"
+        return f"BELOW THE BARS: {bars}"
     a, rho, rate = entry.get("auc"), entry.get("spearman_rho"), entry.get("parse_rate") or 0.0
     if a is None or rate < 0.5:
         return "UNUSABLE: it mostly fails to answer in the rubric's format"
@@ -444,18 +462,23 @@ def _fmt(x: Any, spec: str = ".3f") -> str:
 
 def format_summary(report: dict[str, Any]) -> str:
     params = report["params"]
+    llm_judges = {m: e for m, e in report["judges"].items() if e.get("kind") != "local"}
     lines = [
-        f"judge agreement with SciFact gold (rubric {params['rubric_version']}, retrieve rubric, "
-        f"temperature 0, llamacpp in-process, {params['n_threads']} threads)",
+        f"judge agreement with SciFact gold, {params.get('split', 'all')} queries: "
         f"(a) {params['pairs']} query-passage pairs, half relevant (qrels), half bm25 top-10 hard negatives; "
         f"(b) {params['queries']} queries, judge reward on the bm25 top-{LIST_K} vs true NDCG@10",
     ]
-    head = (
-        f"{'judge':<14} {'parsed':>7} {'rel>=3':>6} {'non<=2':>6} {'AUC':>6} {'rho':>6} "
-        f"{'list ok':>7} {'lat mean':>8} {'lat p95':>7} {'tokens':>6} {'$/call':>6}"
-    )
-    lines += [head, "-" * len(head)]
-    for model, e in report["judges"].items():
+    if llm_judges:
+        lines.append(
+            f"LLM judges: rubric {params['rubric_version']}, retrieve rubric, temperature 0, llamacpp "
+            f"in-process, {params['n_threads']} threads"
+        )
+        head = (
+            f"{'judge':<14} {'parsed':>7} {'rel>=3':>6} {'non<=2':>6} {'AUC':>6} {'rho':>6} "
+            f"{'list ok':>7} {'lat mean':>8} {'lat p95':>7} {'tokens':>6} {'$/call':>6}"
+        )
+        lines += [head, "-" * len(head)]
+    for model, e in llm_judges.items():
         if "error" in e:
             lines.append(f"{model:<14} not run: {e['error']}")
             continue
@@ -467,16 +490,22 @@ def format_summary(report: dict[str, Any]) -> str:
             f"{_fmt(e['latency_p95_s'], '7.2f')} {_fmt(e['tokens_mean'], '6.0f')} "
             f"{_fmt(e['cost_per_call_usd'], '6.1f')}"
         )
-    lines.append(
-        "(parsed = pairs whose answer parsed; unparseable answers are dropped, not guessed; "
-        "AUC 0.5 = chance; rho = Spearman over the parsed lists; latency in s per judge call)"
-    )
-    for model, e in report["judges"].items():
+    if llm_judges:
+        lines.append(
+            "(parsed = pairs whose answer parsed; unparseable answers are dropped, not guessed; "
+            "AUC 0.5 = chance; rho = Spearman over the parsed lists; latency in s per judge call)"
+        )
+    for model, e in llm_judges.items():
         if "error" not in e and e["spearman_rho"] is None and e["queries_parsed"] >= 3:
             lines.append(
                 f"{model}: rho undefined: its {e['queries_parsed']} parsed list rewards take "
                 f"{e['list_rewards_distinct']} distinct value(s) (mean {e['list_reward_mean']})"
             )
+    for model, e in report["judges"].items():
+        if e.get("kind") == "local":
+            from mcp_router.bench.local_judge_eval import format_local
+
+            lines += format_local(model, e)
     reference = report.get("simulated_reference_rho") or {}
     if reference:
         lines.append(
@@ -487,7 +516,7 @@ def format_summary(report: dict[str, Any]) -> str:
     lines.append("verdict:")
     for model, e in report["judges"].items():
         lines.append(f"  {model}: {verdict(e)}")
-    if report["judges"]:
+    if llm_judges:
         lines.append(
             "  The packaged local judges are 135M/270M-parameter models: their grades carry little or no "
             "signal about relevance, far less than the simulated judge the router benchmarks assume. Treat "
@@ -539,15 +568,15 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
     left.set_title(f"retrieval benchmark vs judge noise ({curve['steps']} steps x {curve['seeds']} seeds)")
     right.set_title("quality per reference cycle vs judge noise")
     notes = [
-        f"{m}: AUC {_fmt(e.get('auc')).strip()}, Spearman ρ {_fmt(e.get('spearman_rho')).strip()}, "
-        f"parsed {e.get('parsed')}/{e.get('pairs')} pairs"
+        f"{m}: AUC {_fmt(e.get('auc')).strip()}, Spearman ρ {_fmt(e.get('spearman_rho')).strip()}"
+        + ("" if e.get("kind") == "local" else f", parsed {e.get('parsed')}/{e.get('pairs')} pairs")
         for m, e in report["judges"].items()
         if "error" not in e
     ]
     if notes:
         reference = report.get("simulated_reference_rho") or {}
         sim = ", ".join(f"σ={k}: {_fmt(v).strip()}" for k, v in reference.items())
-        text = "real local judges (chance: AUC 0.5, ρ 0) — " + "; ".join(notes)
+        text = "real judges (chance: AUC 0.5, ρ 0) — " + "; ".join(notes)
         fig.text(
             0.5,
             0.01,
@@ -570,8 +599,16 @@ def main(args: argparse.Namespace) -> int:
     from mcp_router.bench.runner import parse_policies
 
     started = time.perf_counter()
+    if getattr(args, "fit_local", False):
+        from mcp_router.bench import local_judge_fit
+        from mcp_router.bench.paths import data_dir
+        from mcp_router.bench.retrieval import load_scifact
+
+        out = getattr(args, "fit_out", None)
+        return local_judge_fit.main(load_scifact(data_dir() / "scifact"), Path(out) if out else None)
     models = [m.strip() for m in (getattr(args, "judges", None) or ",".join(JUDGES)).split(",") if m.strip()]
     models = [] if models == ["none"] else models
+    split = getattr(args, "split", None) or "test"
     n_pairs = getattr(args, "pairs", None) or 60
     n_queries = getattr(args, "queries", None) or 30
     sample_seed = getattr(args, "sample_seed", None) or 0
@@ -586,12 +623,17 @@ def main(args: argparse.Namespace) -> int:
     if models:
         t = time.perf_counter()
         corpus = Corpus.load()
-        pairs = sample_pairs(corpus, n_pairs, sample_seed)
-        queries = sample_list_queries(corpus, n_queries, sample_seed)
+        pairs = sample_pairs(corpus, n_pairs, sample_seed, split)
+        queries = sample_list_queries(corpus, n_queries, sample_seed, split)
         timings["data_s"] = round(time.perf_counter() - t, 2)
         for model in models:
             t = time.perf_counter()
-            report["judges"][model] = judge_agreement(model, corpus, pairs, queries)
+            if model == LOCAL:
+                from mcp_router.bench.local_judge_eval import local_agreement
+
+                report["judges"][model] = local_agreement(corpus, pairs, queries)
+            else:
+                report["judges"][model] = judge_agreement(model, corpus, pairs, queries)
             timings[f"judge_{model}_s"] = round(time.perf_counter() - t, 2)
         ndcgs = [corpus.ndcg10(q) for q in queries]
         report["simulated_reference_rho"] = {
@@ -612,9 +654,11 @@ def main(args: argparse.Namespace) -> int:
         "pairs": len(pairs),
         "pairs_requested": n_pairs,
         "pair_passage_chars": PAIR_CHARS,
+        "split": split,
         "pairs_sampling": (
-            "queries in a seeded permutation of all SciFact test+train queries; each gives one relevant "
-            "document (qrels) and one hard negative (a bm25 top-10 document not in the qrels), both random"
+            f"queries of the {split} split (all: test+train) in a seeded permutation of SciFact's queries; "
+            "each gives one relevant document (qrels) and one hard negative (a bm25 top-10 document not in "
+            "the qrels), both random"
         ),
         "queries": len(queries),
         "queries_requested": n_queries,

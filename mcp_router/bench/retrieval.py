@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,15 +199,13 @@ def embed_corpus(data: SciFact, progress: bool = True) -> np.ndarray:
     return embed_texts(texts, "embedding corpus", progress)
 
 
-def compute_arm_table(
-    data: SciFact, progress: bool = True, corpus_vectors: np.ndarray | None = None
-) -> ArmTable:
-    """Run every arm on every query for real (timed per call) and score it. Timing runs torch on one
-    thread: one call is one core's work, and a shared machine cannot oversubscribe it (two threads on
-    a busy 2-core box made single-query embedding ~8x slower)."""
-    from mcp_router.bench.metrics import ndcg_at_k
+Ranker = Callable[[str], list[tuple[int, float]]]
+
+
+def arm_rankers(data: SciFact, vectors: np.ndarray) -> dict[str, Ranker]:
+    """Each arm of `ARMS` as query -> its top-`K` (document index, score), built over SciFact with
+    the project's own retrieval code (`vectors`: the corpus's MiniLM vectors, `embed_corpus`)."""
     from providers.retrieve.documents import Document
-    from providers.retrieve.embedder import embed
     from providers.retrieve.indexes import DenseIndex, LexicalIndex
     from providers.retrieve.local import query_vector, rrf
 
@@ -217,7 +216,6 @@ def compute_arm_table(
     title_docs = [Document(id=d, text=t, metadata={}) for d, t in zip(data.doc_ids, data.titles, strict=True)]
     full = LexicalIndex.build(full_docs)
     titles = LexicalIndex.build(title_docs)
-    vectors = embed_corpus(data, progress) if corpus_vectors is None else corpus_vectors
     dense = DenseIndex(full_docs, vectors, built_at=0.0)
 
     def dense_ranking(query: str, depth: int) -> list[tuple[int, float]]:
@@ -226,12 +224,25 @@ def compute_arm_table(
     def hybrid(query: str) -> list[tuple[int, float]]:
         return rrf([full.rank(query, HYBRID_DEPTH), dense_ranking(query, HYBRID_DEPTH)], K)
 
-    rankers = {
+    return {
         "bm25": lambda q: full.rank(q, K),
         "bm25-title": lambda q: titles.rank(q, K),
         "dense": lambda q: dense_ranking(q, K),
         "hybrid": hybrid,
     }
+
+
+def compute_arm_table(
+    data: SciFact, progress: bool = True, corpus_vectors: np.ndarray | None = None
+) -> ArmTable:
+    """Run every arm on every query for real (timed per call) and score it. Timing runs torch on one
+    thread: one call is one core's work, and a shared machine cannot oversubscribe it (two threads on
+    a busy 2-core box made single-query embedding ~8x slower)."""
+    from mcp_router.bench.metrics import ndcg_at_k
+    from providers.retrieve.embedder import embed
+
+    vectors = embed_corpus(data, progress) if corpus_vectors is None else corpus_vectors
+    rankers = arm_rankers(data, vectors)
     with torch_threads(1):
         for ranker in rankers.values():  # warm up (model load, first allocations) outside the timing
             ranker(data.query_texts[0])
@@ -254,6 +265,19 @@ def compute_arm_table(
     return ArmTable(ndcg=ndcg, compute_s=spent / n, embeddings=embeddings, query_ids=list(data.query_ids))
 
 
+def corpus_vectors(data: SciFact, progress: bool = True) -> np.ndarray:
+    """`embed_corpus`, cached under `cache_dir()` (keyed by the corpus file and the dense arm)."""
+    part = () if data.sample == "full" else (data.sample,)
+    key = content_hash(data.files[:1], "corpus-vectors-v1", ARM_DEFINITIONS["dense"], *part)
+    path = cache_dir() / f"scifact-corpus-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    vectors = embed_corpus(data, progress)
+    np.save(path.with_suffix(".tmp.npy"), vectors)
+    path.with_suffix(".tmp.npy").replace(path)
+    return vectors
+
+
 def arm_table(data: SciFact, progress: bool = True) -> tuple[ArmTable, Path, bool]:
     """The cached arm table (computed on a miss): (table, cache file, whether it was a cache hit)."""
     part = () if data.sample == "full" else (data.sample,)  # the full set keeps its existing cache key
@@ -273,15 +297,7 @@ def arm_table(data: SciFact, progress: bool = True) -> tuple[ArmTable, Path, boo
                 path,
                 True,
             )
-    vectors_key = content_hash(data.files[:1], "corpus-vectors-v1", ARM_DEFINITIONS["dense"], *part)
-    vectors_path = cache_dir() / f"scifact-corpus-{vectors_key}.npy"
-    if vectors_path.is_file():
-        vectors = np.load(vectors_path)
-    else:
-        vectors = embed_corpus(data, progress)
-        np.save(vectors_path.with_suffix(".tmp.npy"), vectors)
-        vectors_path.with_suffix(".tmp.npy").replace(vectors_path)
-    table = compute_arm_table(data, progress, corpus_vectors=vectors)
+    table = compute_arm_table(data, progress, corpus_vectors=corpus_vectors(data, progress))
     tmp = path.with_suffix(".tmp.npz")
     np.savez(
         tmp,

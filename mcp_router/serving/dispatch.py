@@ -203,7 +203,9 @@ class Dispatcher:
         self.featurizer = featurizer
         self.clock = clock
         self.judge = judge
-        self.judge_queue = JudgeQueue(self._run_judge, judge.queue_size, judge.timeout_s) if judge else None
+        self.judge_queue = (
+            JudgeQueue(self.judge_with_llm, judge.queue_size, judge.timeout_s) if judge else None
+        )
         # session -> (call_id, status, last user message) of its newest llm_complete call in this process
         self._last_turn: Recent[str, tuple[str, str, str]] = Recent(SESSIONS_REMEMBERED)
         self.learning = Learning(
@@ -373,13 +375,21 @@ class Dispatcher:
         the judge, which never delays the answer."""
         item = judge_input(tool, request, result)
         if item is None:
-            await self._signal(call_id, implicit.EMPTY_RESULT, "implicit")
+            await self.signal(call_id, implicit.EMPTY_RESULT, "implicit")
         elif self.judge_queue is not None:
             self.judge_queue.submit(JudgeJob(call_id, item), call_id)
 
-    async def _signal(
+    def judge_with(
+        self, runner: Callable[[JudgeJob], Awaitable[None]], queue_size: int, timeout_s: float
+    ) -> None:
+        """Grade sampled calls with `runner` (the local judge, which may hand jobs on to
+        `judge_with_llm`) on a queue of its own, off the call path as the LLM judge's is."""
+        self.judge_queue = JudgeQueue(runner, queue_size, timeout_s)
+
+    async def signal(
         self, call_id: str, reward: float, source: str, cost_usd: float = 0.0
     ) -> QualityObs | None:
+        """One quality signal for a served call (judge, implicit): stored, then fed to the router."""
         now = self.clock()
         origin = self.learning.origin
         obs, events = await self.writer.submit(
@@ -388,7 +398,7 @@ class Dispatcher:
         self.learning.deliver(events)
         return obs
 
-    async def _run_judge(self, job: JudgeJob) -> None:
+    async def judge_with_llm(self, job: JudgeJob) -> None:
         """Grade one call with the judge model; its call is recorded under the tool `judge`, with its cost."""
         assert self.judge is not None
         arm = self.judge.arm
@@ -414,7 +424,7 @@ class Dispatcher:
         if reward is None:
             log.info("judge output for %s did not parse; dropped, not guessed", job.call_id)
             return
-        await self._signal(job.call_id, reward, "judge", cost)
+        await self.signal(job.call_id, reward, "judge", cost)
 
     def _remember_turn(self, record: CallRecord) -> None:
         if record.tool != "llm_complete" or not record.session_id:
@@ -437,7 +447,7 @@ class Dispatcher:
         signal = implicit.session_signal(previous_user, last_user)
         if signal is not None:
             log.info("implicit signal for %s: %s", call_id, signal[1])
-            await self._signal(call_id, signal[0], "implicit")
+            await self.signal(call_id, signal[0], "implicit")
 
     async def feedback(self, call_id: str, score: float, comment: str | None) -> QualityObs:
         """Explicit feedback: stored with the call's features, learned by its tool's router, and

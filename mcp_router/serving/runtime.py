@@ -150,7 +150,7 @@ def open_runtime(loaded: LoadedConfig, database: Path | str) -> Runtime:
     env = ProviderEnv(collections=collection_library(loaded))
     store = Store(database)
     routes = build_routes(loaded, env)
-    dispatcher = Dispatcher(routes, store, Featurizer.default(), judge=judge_setup(loaded, routes))
+    dispatcher = judged_dispatcher(loaded, routes, store)
     planner = model_planner(loaded, store, dispatcher)
     return Runtime(loaded=loaded, store=store, env=env, dispatcher=dispatcher, planner=planner)
 
@@ -194,13 +194,37 @@ def model_planner(loaded: LoadedConfig, store: Store, dispatcher: Dispatcher) ->
 
 
 def judge_setup(loaded: LoadedConfig, routes: dict[str, ToolRoute]) -> JudgeSetup | None:
-    """The judge runs on an arm of `llm_complete`, the same object, so its in-flight calls count there."""
+    """The LLM judge. It runs on an arm of `llm_complete`, the same object, so its in-flight calls
+    count there. With the local judge on, it judges only `llm_complete` calls."""
     provider = loaded.config.judge_provider()
+    local = loaded.config.local_judge()
     if provider is None:
-        log.info("judge: off (disabled, or no enabled llm_complete provider reaches judge.min_quality_prior)")
+        if local:
+            log.info("judge: local judge for search and retrieve; llm_complete is not judged (no LLM judge)")
+        else:
+            log.info("judge: off (disabled, or the named judge is not an enabled llm_complete provider)")
         return None
     judge = loaded.config.judge
-    log.info("judge: %s, rate %.2f", provider.name, judge.rate)
+    log.info(
+        "judge: %s, rate %.2f",
+        f"local judge for search and retrieve, {provider.name} for llm_complete" if local else provider.name,
+        judge.rate,
+    )
     return JudgeSetup(
         routes["llm_complete"].arms[provider.name], judge.max_tokens, judge.queue_size, judge.timeout_s
     )
+
+
+def judged_dispatcher(loaded: LoadedConfig, routes: dict[str, ToolRoute], store: Store) -> Dispatcher:
+    """The dispatcher with its judges (see `config.local_judge`): the LLM judge alone, or the local
+    judge for search and retrieve on the same queue, with the LLM judge (if any) for llm_complete."""
+    llm = judge_setup(loaded, routes)
+    if not loaded.config.local_judge():
+        return Dispatcher(routes, store, Featurizer.default(), judge=llm)
+    from mcp_router.feedback.local_judge import LocalJudge
+    from mcp_router.serving.local_judging import attach_local_judge
+
+    dispatcher = Dispatcher(routes, store, Featurizer.default(), judge=llm)
+    judge = loaded.config.judge
+    attach_local_judge(dispatcher, LocalJudge(), judge.queue_size, judge.timeout_s)
+    return dispatcher

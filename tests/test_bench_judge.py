@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mcp_router.bench import judge_bench as jb
+from mcp_router.bench import judge_sample as js
 from mcp_router.bench.retrieval import SciFact
 from mcp_router.cli import build_parser
 
@@ -18,22 +19,22 @@ from mcp_router.cli import build_parser
 
 
 def test_rankdata_averages_ties():
-    assert jb.rankdata([10, 20, 20, 30]).tolist() == [1.0, 2.5, 2.5, 4.0]
-    assert jb.rankdata([3, 1, 2]).tolist() == [3.0, 1.0, 2.0]
-    assert jb.rankdata([5, 5, 5]).tolist() == [2.0, 2.0, 2.0]
+    assert js.rankdata([10, 20, 20, 30]).tolist() == [1.0, 2.5, 2.5, 4.0]
+    assert js.rankdata([3, 1, 2]).tolist() == [3.0, 1.0, 2.0]
+    assert js.rankdata([5, 5, 5]).tolist() == [2.0, 2.0, 2.0]
 
 
 def test_spearman_by_hand():
-    assert jb.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert jb.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert js.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert js.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     # no ties: 1 - 6 Σd² / (n(n² - 1)) with d = (0, 1, 1, 0): 1 - 12/60
-    assert jb.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    assert js.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
     # ties: Pearson of the average ranks x = (1, 2.5, 2.5, 4), y = (1, 2, 3, 4): 4.5 / √(4.5 · 5)
-    assert jb.spearman([0.1, 0.5, 0.5, 0.9], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
-    assert jb.spearman([1, 2], [1, 2]) is None  # too few points
-    assert jb.spearman([0.5, 0.5, 0.5], [1, 2, 3]) is None  # constant: undefined
+    assert js.spearman([0.1, 0.5, 0.5, 0.9], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+    assert js.spearman([1, 2], [1, 2]) is None  # too few points
+    assert js.spearman([0.5, 0.5, 0.5], [1, 2, 3]) is None  # constant: undefined
     with pytest.raises(ValueError):
-        jb.spearman([1, 2, 3], [1, 2])
+        js.spearman([1, 2, 3], [1, 2])
 
 
 def test_spearman_matches_scipy_on_random_data_with_ties():
@@ -43,26 +44,26 @@ def test_spearman_matches_scipy_on_random_data_with_ties():
         x = rng.integers(1, 6, size=15).astype(float)
         y = x + rng.normal(0, 1.5, size=15).round()
         expected = stats.spearmanr(x, y).statistic
-        assert jb.spearman(x.tolist(), y.tolist()) == pytest.approx(expected)
+        assert js.spearman(x.tolist(), y.tolist()) == pytest.approx(expected)
 
 
 def test_auc_by_hand():
     # 3 vs (1, 2, 3): 1 + 1 + ½; 4 and 5 beat all three: 8.5 of 9 pairs
-    assert jb.auc([3, 4, 5], [1, 2, 3]) == pytest.approx(8.5 / 9)
-    assert jb.auc([1, 1], [5]) == 0.0
-    assert jb.auc([3, 3], [3, 3, 3]) == 0.5  # a constant judge is chance
-    assert jb.auc([], [1]) is None and jb.auc([1], []) is None
+    assert js.auc([3, 4, 5], [1, 2, 3]) == pytest.approx(8.5 / 9)
+    assert js.auc([1, 1], [5]) == 0.0
+    assert js.auc([3, 3], [3, 3, 3]) == 0.5  # a constant judge is chance
+    assert js.auc([], [1]) is None and js.auc([1], []) is None
 
 
 def test_direction_shares_by_hand():
-    assert jb.direction_shares([3, 4, 2, 1], [1, 2, 3, 5]) == (0.5, 0.5)
-    assert jb.direction_shares([5, 5], [1]) == (1.0, 1.0)
-    assert jb.direction_shares([], [2, 3]) == (None, 0.5)
+    assert js.direction_shares([3, 4, 2, 1], [1, 2, 3, 5]) == (0.5, 0.5)
+    assert js.direction_shares([5, 5], [1]) == (1.0, 1.0)
+    assert js.direction_shares([], [2, 3]) == (None, 0.5)
 
 
 def test_summary_of_hand_made_judge_results():
-    rel = [jb.Pair(0, 10, True), jb.Pair(1, 11, True), jb.Pair(2, 12, True)]
-    non = [jb.Pair(0, 20, False), jb.Pair(1, 21, False), jb.Pair(2, 22, False)]
+    rel = [js.Pair(0, 10, True), js.Pair(1, 11, True), js.Pair(2, 12, True)]
+    non = [js.Pair(0, 20, False), js.Pair(1, 21, False), js.Pair(2, 22, False)]
     pairs = rel + non
     grades = [(rel[0], 5), (rel[1], 3), (non[0], 1), (non[1], 3)]  # rel[2] and non[2] did not parse
     listed = [(0, 0.9, 1.0), (1, 0.2, 0.0), (2, 0.5, 0.6)]  # (query, judge reward, NDCG@10)
@@ -100,7 +101,7 @@ def test_simulated_reference_is_perfect_without_noise_and_degrades_with_it():
 # ---------------------------------------------------------------------------------------------- sampling
 
 
-def toy_corpus() -> jb.Corpus:
+def toy_corpus() -> js.Corpus:
     topics = ["vitamin scurvy", "smoking lung cancer", "aspirin heart attack", "statin cholesterol"]
     titles, abstracts, ids = [], [], []
     for t, topic in enumerate(topics):
@@ -119,12 +120,12 @@ def toy_corpus() -> jb.Corpus:
         qrels=qrels,
         files=[],
     )
-    return jb.Corpus(data)
+    return js.Corpus(data)
 
 
 def test_pairs_are_half_relevant_half_hard_negatives_and_seeded():
     corpus = toy_corpus()
-    pairs = jb.sample_pairs(corpus, 6, seed=0)
+    pairs = js.sample_pairs(corpus, 6, seed=0)
     assert len(pairs) == 6
     assert sum(p.relevant for p in pairs) == 3
     for p in pairs:
@@ -134,10 +135,10 @@ def test_pairs_are_half_relevant_half_hard_negatives_and_seeded():
         else:
             assert p.doc not in relevant and p.doc in corpus.top(p.query)
     assert {p.query for p in pairs if p.relevant} == {p.query for p in pairs if not p.relevant}
-    assert jb.sample_pairs(corpus, 6, seed=0) == pairs
-    assert sum(p.relevant for p in jb.sample_pairs(corpus, 5, seed=1)) == 3  # odd: one more relevant
-    queries = jb.sample_list_queries(corpus, 3, seed=0)
-    assert len(set(queries)) == 3 and queries == jb.sample_list_queries(corpus, 3, seed=0)
+    assert js.sample_pairs(corpus, 6, seed=0) == pairs
+    assert sum(p.relevant for p in js.sample_pairs(corpus, 5, seed=1)) == 3  # odd: one more relevant
+    queries = js.sample_list_queries(corpus, 3, seed=0)
+    assert len(set(queries)) == 3 and queries == js.sample_list_queries(corpus, 3, seed=0)
     assert corpus.ndcg10(0) == pytest.approx(1.0)  # the toy bm25 ranks d00 first for its query
     assert corpus.passage(0) == "vitamin scurvy study 0\nWe report on vitamin scurvy in cohort 0."
 
@@ -154,9 +155,9 @@ def test_cli_accepts_the_judge_benchmark():
 # ---------------------------------------------------------------------------------------------- real runs
 
 
-def scifact_corpus_or_skip() -> jb.Corpus:
+def scifact_corpus_or_skip() -> js.Corpus:
     try:
-        return jb.Corpus.load()
+        return js.Corpus.load()
     except FileNotFoundError as exc:
         pytest.skip(f"SciFact not available: {exc}")
 
@@ -164,8 +165,8 @@ def scifact_corpus_or_skip() -> jb.Corpus:
 @pytest.mark.slow
 def test_tiny_agreement_run_on_smollm2():
     corpus = scifact_corpus_or_skip()
-    pairs = jb.sample_pairs(corpus, 4, seed=0)
-    queries = jb.sample_list_queries(corpus, 2, seed=0)
+    pairs = js.sample_pairs(corpus, 4, seed=0)
+    queries = js.sample_list_queries(corpus, 2, seed=0)
     entry = jb.judge_agreement("smollm2-135m", corpus, pairs, queries, progress=False)
     print(json.dumps(entry, indent=1))
     assert "error" not in entry
@@ -228,10 +229,10 @@ def test_sample_must_be_a_whole_number_of_queries(capsys) -> None:
 def test_pairs_and_lists_come_from_the_split_asked_for():
     corpus = toy_corpus()
     corpus.data.query_split[:] = ["test", "train", "test", "train"]
-    pairs = jb.sample_pairs(corpus, 8, seed=0, split="test")
+    pairs = js.sample_pairs(corpus, 8, seed=0, split="test")
     assert pairs and {p.query for p in pairs} <= {0, 2}
-    assert set(jb.sample_list_queries(corpus, 4, seed=0, split="train")) == {1, 3}
-    assert len(jb.sample_list_queries(corpus, 4, seed=0, split="all")) == 4
+    assert set(js.sample_list_queries(corpus, 4, seed=0, split="train")) == {1, 3}
+    assert len(js.sample_list_queries(corpus, 4, seed=0, split="all")) == 4
 
 
 def test_cli_accepts_the_local_judge_options():
@@ -251,7 +252,7 @@ def test_local_judge_report_on_a_toy_corpus_with_the_real_encoder():
     data = corpus.data
     vectors = default_embed([f"{t} {a}" for t, a in zip(data.titles, data.abstracts, strict=True)])
     jd = JudgeData.build(corpus.data, vectors)
-    pairs = jb.sample_pairs(corpus, 6, seed=0)
+    pairs = js.sample_pairs(corpus, 6, seed=0)
     entry = local_agreement(corpus, pairs, [0, 1, 2, 3], progress=False, jd=jd)
     assert entry["kind"] == "local" and entry["relevant_pairs"] == entry["nonrelevant_pairs"] == 3
     assert 0.0 <= entry["auc"] <= 1.0 and 0.0 <= entry["list_reward_mean"] <= 1.0

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mcp_router.bench.judge_bench import Corpus, Pair, auc, mean, p95, spearman
+from mcp_router.bench.judge_sample import Corpus, Pair, auc, mean, p95, spearman
 from mcp_router.bench.local_judge_data import ARMS, JudgeData
 from mcp_router.bench.report import ProgressBar
 from mcp_router.feedback.judge import JudgeInput

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mcp_router.bench.judge_bench import auc, spearman
+from mcp_router.bench.judge_sample import auc, spearman
 from mcp_router.bench.local_judge_data import ARMS, JudgeData
 from mcp_router.bench.paths import content_hash
 from mcp_router.bench.report import ProgressBar

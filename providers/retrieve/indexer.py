@@ -92,7 +92,7 @@ def refresh(collection: Collection, embed: Embed | None, stopping: Callable[[], 
     found = scan(collection.root, collection.known_files)
     files = list(found.files)
     documents = documents_of(collection.name, files)
-    moved = bool(found.changed or found.removed) or len(files) != len(collection.known_files)
+    moved = bool(found.changed or found.removed)  # a file new to the index is among `changed`
     touched = moved or any(collection.known_files.get(f.path) != f for f in files)
     store = collection.index_files
 

@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", type=int, default=5, help="seeds (default 5)")
     bench.add_argument("--steps", type=int, default=4000, help="calls per seed (default 4000)")
     bench.add_argument("--noise", type=float, default=0.1, help="simulated judge noise σ (default 0.1)")
+    bench.add_argument(
+        "--judge",
+        choices=["simulated", "local"],
+        default="simulated",
+        help="retrieval: what the routers learn from: gold + N(0, --noise) (default), or the server's local "
+        "judge grading each arm's results",
+    )
     bench.add_argument("--policies", default="all", help="comma-separated policies (default all)")
     bench.add_argument("--workers", type=int, default=None, help="worker processes (default min(2, cores))")
     bench.add_argument(

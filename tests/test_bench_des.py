@@ -9,7 +9,9 @@ from bench_support import FixedService, Scripted
 from mcp_router.bench.des import OK, TIMEOUT, UNAVAILABLE, arrival_times, sample_queries, simulate
 
 
-def run(service, policy, arrivals, *, timeout_s=10.0, gold=None, queries=None, noise=0.0, seed=0):
+def run(
+    service, policy, arrivals, *, timeout_s=10.0, gold=None, queries=None, noise=0.0, seed=0, judged=None
+):
     n = len(arrivals)
     queries = np.arange(n) if queries is None else np.asarray(queries)
     n_queries = int(queries.max()) + 1
@@ -26,6 +28,7 @@ def run(service, policy, arrivals, *, timeout_s=10.0, gold=None, queries=None, n
         judge_noise=noise,
         seed=seed,
         arrivals=np.asarray(arrivals, float),
+        judged=judged,
     )
 
 
@@ -149,6 +152,30 @@ def test_judge_is_gold_plus_clipped_noise_shared_across_policies():
         service, Scripted(lambda i: "a", ["a", "b"]), arrivals, gold=gold, queries=queries, noise=0.0
     )
     assert np.array_equal(without.reward, without.quality)
+
+
+def test_a_real_judges_grades_replace_the_simulated_judge_and_quality_stays_gold():
+    """With `judged`, the policy learns from judged[q, a] (no noise); the metric is still gold; a
+    timed-out call is rewarded 0 whatever the judge would have said."""
+    service = FixedService(["a", "b"], seconds={"a": 0.1, "b": 5.0}, slots={"a": 10, "b": 10})
+    gold = np.array([[0.2, 0.9], [0.6, 0.4]])
+    judged = np.array([[0.7, 0.1], [0.3, 0.8]])
+    queries = [0, 1, 0, 1]
+    policy = Scripted(lambda i: "a" if i < 2 else "b", ["a", "b"])
+    records = run(
+        service,
+        policy,
+        [0.0, 1.0, 2.0, 3.0],
+        gold=gold,
+        queries=queries,
+        judged=judged,
+        noise=0.5,
+        timeout_s=1.0,
+    )
+    assert records.status.tolist() == [OK, OK, TIMEOUT, TIMEOUT]
+    assert records.quality.tolist() == pytest.approx([0.2, 0.6, 0.0, 0.0])
+    assert records.reward.tolist() == pytest.approx([0.7, 0.3, 0.0, 0.0])
+    assert [r for _, r, _ in policy.rewards] == pytest.approx([0.7, 0.3, 0.0, 0.0])
 
 
 def test_seeded_streams_are_reproducible():

@@ -270,3 +270,26 @@ def test_local_judge_report_on_a_toy_corpus_with_the_real_encoder():
     assert "LLM judges" not in jb.format_summary(report | {"robustness": None})
     assert jb.verdict(entry | {"auc": 0.8, "spearman_rho": 0.5}).startswith("usable")
     assert jb.verdict(entry | {"auc": 0.8, "spearman_rho": 0.3}).startswith("BELOW")
+
+
+def test_bench_retrieval_learns_from_the_same_grades_bench_judge_measures():
+    """`bench retrieval --judge local` feeds the routers `grade_arms`'s matrix: per arm, its mean is the
+    judge mean `bench judge --judges local` reports on the same queries."""
+    from mcp_router.bench.local_judge_data import ARMS, JudgeData
+    from mcp_router.bench.local_judge_eval import per_arm
+    from mcp_router.bench.retrieval_judged import grade_arms
+    from mcp_router.feedback.local_judge import LocalJudge, default_embed
+
+    corpus = toy_corpus()
+    data = corpus.data
+    vectors = default_embed([f"{t} {a}" for t, a in zip(data.titles, data.abstracts, strict=True)])
+    jd = JudgeData.build(data, vectors)
+    judge = LocalJudge(embed=jd.embed)
+    rewards = grade_arms(data, jd, judge, progress=False)
+    assert rewards.shape == (4, len(ARMS)) and np.all((rewards >= 0) & (rewards <= 1))
+    measured = per_arm(judge, jd, [0, 1, 2, 3])["arms"]
+    for a, arm in enumerate(ARMS):
+        assert rewards[:, a].mean() == pytest.approx(measured[arm]["judge_mean"], abs=1e-4)
+    args = build_parser().parse_args(["bench", "retrieval", "--judge", "local"])
+    assert args.judge == "local"
+    assert build_parser().parse_args(["bench", "retrieval"]).judge == "simulated"

@@ -14,9 +14,9 @@ BENCHMARKS = ("retrieval", "qa-pool", "judge", "overhead", "state", "load", "col
 def run(name: str, args: argparse.Namespace) -> int:
     """Run benchmark `name` with the CLI's options; returns the process exit code."""
     if name == "retrieval":
-        from mcp_router.bench import retrieval
+        from mcp_router.bench import retrieval_command
 
-        return retrieval.main(args)
+        return retrieval_command.main(args)
     if name == "qa-pool":
         from mcp_router.bench import qa_pool_bench
 

@@ -87,11 +87,14 @@ def simulate(
     seed: int,
     tool: str = "retrieve",
     arrivals: np.ndarray | None = None,
+    judged: np.ndarray | None = None,
 ) -> Records:
     """Run one policy over one stream. `policy` is a Router (rank / observe / observe_quality) or a
     benchmark policy; one that defines `see_query(q)` is told the query index before ranking (the
     gold policies read it). `gold[q, a]` in [0, 1] is arm a's true quality on query q. `l_ref_s` is
-    carried for the caller's metrics; the simulator itself needs only `timeout_s`."""
+    carried for the caller's metrics; the simulator itself needs only `timeout_s`. With `judged`, a
+    real judge's reward `judged[q, a]` is what the policy learns from instead of the simulated judge's
+    gold + noise (`judge_noise` is then unused); quality is still measured on `gold`."""
     del l_ref_s
     arms = list(service.arms)
     index = {arm: a for a, arm in enumerate(arms)}
@@ -139,7 +142,7 @@ def simulate(
         a, q = int(arm[i]), int(queries[i])
         if code == OK:
             quality[i] = gold[q, a]
-            reward[i] = judge.grade(gold[q, a], step=i)
+            reward[i] = judge.grade(gold[q, a], step=i) if judged is None else judged[q, a]
         status[i], latency[i], t_done[i] = code, seconds, now
         policy.observe(Outcome(arms[a], STATUS_NAMES[code], seconds, now=now))
         policy.observe_quality(arms[a], None if X is None else X[q], float(reward[i]), now)

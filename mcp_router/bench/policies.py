@@ -7,6 +7,7 @@ time out and fail the same way; only the choice is made in hindsight.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -16,8 +17,10 @@ from mcp_router.routing.base import Decision, Outcome, RouteContext
 
 GOLD_POLICIES = ("best-fixed", "oracle")
 FIXED_PREFIX = "fixed:"
+NO_CONTEXT_SUFFIX = "-nocontext"
 ALL_POLICIES = (
     "lqm",
+    "lqm" + NO_CONTEXT_SUFFIX,
     "lqm-noguards",
     "sw-ucb",
     "additive-0.3",
@@ -98,6 +101,27 @@ class Oracle(GoldPolicy):
         return order
 
 
+class WithoutContext:
+    """A router that never sees the query's features: every request and every quality observation
+    carries `x = None` (the bias alone). `lqm-nocontext` against `lqm` is how much of LQM's result
+    comes from context; everything else (heads, windows, latency, guards) is the same router."""
+
+    uses_features: ClassVar[bool] = False
+
+    def __init__(self, router: Any) -> None:
+        self.router = router
+        self.name = router.name + NO_CONTEXT_SUFFIX
+
+    def rank(self, context: RouteContext) -> Decision:
+        return self.router.rank(dataclasses.replace(context, x=None))
+
+    def observe(self, outcome: Outcome) -> None:
+        self.router.observe(outcome)
+
+    def observe_quality(self, arm: str, x: np.ndarray | None, reward: float, now: float) -> None:
+        self.router.observe_quality(arm, None, reward, now)
+
+
 def parse_variant(name: str) -> tuple[str, dict[str, Any]]:
     """`lqm:alpha=0.2,modulation=none` → ("lqm", {"alpha": 0.2, "modulation": "none"}): parameter
     variants of a router for ablations, named on the command line."""
@@ -140,6 +164,22 @@ def make_policy(
         return Fixed(arms, gold, latency, name.removeprefix(FIXED_PREFIX))
     if name == "oracle":
         return Oracle(arms, gold, latency)
+    if name.endswith(NO_CONTEXT_SUFFIX):
+        inner = name.removesuffix(NO_CONTEXT_SUFFIX)
+        return WithoutContext(
+            make_policy(
+                inner,
+                arms,
+                tool=tool,
+                l_ref_s=l_ref_s,
+                capacity=capacity,
+                seed=seed,
+                gold=gold,
+                queries=queries,
+                latency=latency,
+                extra=extra,
+            )
+        )
     base, params = parse_variant(name)
     try:
         from mcp_router.routing import build_router

@@ -67,7 +67,9 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"{report['benchmark']}: {report['steps']} steps x {report['seeds']} seeds, "
         f"L_ref = {report['params']['l_ref_s']} s, timeout = {report['params']['timeout_s']} s, "
-        f"judge noise σ = {report['params']['judge_noise_sigma']} (simulated judge)",
+        + report["params"].get(
+            "judge_label", f"judge noise σ = {report['params']['judge_noise_sigma']} (simulated judge)"
+        ),
         "arms (unloaded): "
         + ", ".join(
             f"{a} q={v['quality']:.3f} lat={v['latency_mean_s']:.3f}s" for a, v in report["arms"].items()
@@ -87,6 +89,7 @@ def format_table(report: dict[str, Any]) -> str:
     )
     if legend:
         lines.append(legend)
+    lines.extend(report.get("notes", []))
     return "\n".join(lines)
 
 

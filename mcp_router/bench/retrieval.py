@@ -23,10 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from mcp_router.bench import runner
 from mcp_router.bench.embedding import embed_texts
 from mcp_router.bench.paths import cache_dir, content_hash, data_dir
-from mcp_router.bench.policies import ALL_POLICIES
 from mcp_router.bench.report import ProgressBar
 from mcp_router.bench.runner import BenchSpec
 from mcp_router.cpu import torch_threads
@@ -321,9 +319,14 @@ def router_features(texts: list[str]) -> tuple[np.ndarray, str]:
 # ---------------------------------------------------------------------------------------------- run
 
 
+def bench_data(args: argparse.Namespace) -> SciFact:
+    """SciFact as `--sample` asks for it (all of it by default)."""
+    return load_scifact(data_dir() / "scifact").subset(getattr(args, "sample", 0) or 0)
+
+
 def build_spec(args: argparse.Namespace, progress: bool = True) -> BenchSpec:
     root = data_dir() / "scifact"
-    data = load_scifact(root).subset(getattr(args, "sample", 0) or 0)
+    data = bench_data(args)
     table, cache_path, hit = arm_table(data, progress)
     if table.query_ids != data.query_ids:
         raise RuntimeError(f"cache {cache_path} does not match the queries; delete it")
@@ -403,8 +406,3 @@ def build_spec(args: argparse.Namespace, progress: bool = True) -> BenchSpec:
             {"at": DROP_AT, "label": f"{DROP_ARM} capacity x{DROP_FACTOR:g}"},
         ],
     )
-
-
-def main(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    return runner.main(build_spec(args), args, started, ALL_POLICIES)

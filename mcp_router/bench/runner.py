@@ -44,6 +44,8 @@ class BenchSpec:
     timeline_marks: list[dict[str, Any]] = field(default_factory=list)
     # further policies by name: (arms, seed) -> policy; module-level functions, so workers can unpickle them
     extra_policies: dict[str, Callable[[list[str], int], Any]] = field(default_factory=dict)
+    # a real judge's reward per (query, arm), learned from instead of gold + N(0, judge_noise)
+    judged: np.ndarray | None = None
 
 
 def policy_for(spec: BenchSpec, name: str, seed: int, queries: Sequence[int]) -> Any:
@@ -79,6 +81,7 @@ def run_one(spec: BenchSpec, policy_name: str, seed: int, steps: int) -> dict[st
         judge_noise=spec.judge_noise,
         seed=seed,
         tool=spec.tool,
+        judged=spec.judged,
     )
     metrics = seed_metrics(records, spec.l_ref_s)
     metrics["wall_s"] = time.perf_counter() - started
@@ -180,8 +183,15 @@ def run_benchmark(
     return report
 
 
-def main(spec: BenchSpec, args: Any, started: float, default_policies: Sequence[str]) -> int:
-    """The `mcp-router bench NAME` flow once a benchmark has built its spec: run, report, write."""
+def main(
+    spec: BenchSpec,
+    args: Any,
+    started: float,
+    default_policies: Sequence[str],
+    findings: Callable[[dict[str, Any]], list[str]] | None = None,
+) -> int:
+    """The `mcp-router bench NAME` flow once a benchmark has built its spec: run, report, write.
+    `findings(report)` adds the benchmark's own conclusions (lines under the table, `notes` in the JSON)."""
     from mcp_router.bench.report import emit
 
     policies = parse_policies(getattr(args, "policies", None), default_policies)
@@ -189,6 +199,8 @@ def main(spec: BenchSpec, args: Any, started: float, default_policies: Sequence[
         spec, policies, seeds=args.seeds, steps=args.steps, workers=getattr(args, "workers", None)
     )
     report["wall_s"]["with_setup"] = round(time.perf_counter() - started, 2)
+    if findings is not None:
+        report["notes"] = findings(report)
     emit(report, args)
     return 0
 

@@ -191,15 +191,19 @@ class ToolConfig(_Strict):
 
 
 LOCAL_JUDGE = "local"  # `[judge] provider`: the local judge (feedback/local_judge.py), not an llm provider
+# `[judge] provider`, opt-in: the connected client's own model through MCP sampling
+# (serving/sampling_judge.py), with the local judge for search and retrieve where the client cannot
+SAMPLING_JUDGE = "sampling"
 
 
 class JudgeConfig(_Strict):
     """The judge that turns sampled calls into quality signals, off the request path: an LLM (a hosted
-    model, or one named), or for `search` and `retrieve` the local judge, which needs no key."""
+    model, or one named), for `search` and `retrieve` the local judge, which needs no key, or (opted
+    into) the client's own model through MCP sampling."""
 
     enabled: bool = True
-    # an llm_complete provider, or "local"; default: the strongest enabled llm provider reaching
-    # min_quality_prior, else the local judge (search and retrieve only)
+    # an llm_complete provider, "local" or "sampling"; default: the strongest enabled llm provider
+    # reaching min_quality_prior, else the local judge (search and retrieve only)
     provider: str | None = None
     rate: float = Field(default=0.2, ge=0, le=1)  # share of warm calls judged (warm-up calls always are)
     timeout_s: float = Field(default=30.0, gt=0, le=600)
@@ -499,8 +503,9 @@ class Config(_Strict):
     def judge_provider(self) -> ProviderConfig | None:
         """The LLM judge: the named provider, else the enabled llm provider with the highest quality
         prior (then price) if it reaches `min_quality_prior`. With `provider = "local"` that default
-        pick still judges `llm_complete`, which the local judge cannot."""
-        if not self.judge.enabled:
+        pick still judges `llm_complete`, which the local judge cannot. With `provider = "sampling"`
+        none: the client's model judges, and nothing is spent on a key when it cannot."""
+        if not self.judge.enabled or self.judge.provider == SAMPLING_JUDGE:
             return None
         pool = self.tool("llm_complete").enabled_providers()
         if self.judge.provider not in (None, LOCAL_JUDGE):  # named: the user's choice, whatever its prior
@@ -511,13 +516,18 @@ class Config(_Strict):
         return ranked[0]
 
     def local_judge(self) -> bool:
-        """Whether the local judge grades `search` and `retrieve`: when named (`provider = "local"`), and
-        by default when no LLM judge is found (no hosted key, only the packaged models)."""
+        """Whether the local judge grades `search` and `retrieve`: when named (`provider = "local"`),
+        as the fallback of the sampling judge, and by default when no LLM judge is found (no hosted key,
+        only the packaged models)."""
         if not self.judge.enabled:
             return False
         if self.judge.provider:
-            return self.judge.provider == LOCAL_JUDGE
+            return self.judge.provider in (LOCAL_JUDGE, SAMPLING_JUDGE)
         return self.judge_provider() is None
+
+    def sampling_judge(self) -> bool:
+        """Whether judge jobs go to the client's model through MCP sampling (`provider = "sampling"`)."""
+        return self.judge.enabled and self.judge.provider == SAMPLING_JUDGE
 
     def l_ref_s(self, name: ToolName) -> float:
         return self.tool(name).l_ref_s or DEFAULT_L_REF_S[name]

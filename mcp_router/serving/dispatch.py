@@ -121,8 +121,12 @@ class JudgeSetup:
 
 @dataclass(frozen=True)
 class JudgeJob:
+    """One sampled call to grade. `origin` is the serving layer's handle on the client session that
+    carried the call (for a judge that asks the client's own model); opaque here, None when unused."""
+
     call_id: str
     input: JudgeInput
+    origin: object | None = None
 
 
 def new_call_id() -> str:
@@ -234,10 +238,12 @@ class Dispatcher:
         summary: dict[str, Any],
         on_attempt: AttemptHook | None = None,
         plan: Plan | None = None,
+        origin: object | None = None,
     ) -> Served:
         """Serve one call. With a `plan` (llm_complete under MTRouter) the router decides among the
         chosen model's endpoints; the fallback models' endpoints follow, model by model, each model's
-        ranked by the router's scores; each endpoint gets its own request."""
+        ranked by the router's scores; each endpoint gets its own request. `origin` rides along to
+        the call's judge job (see `JudgeJob`)."""
         route = self.routes[tool]
         if not route.arms:
             raise NoProviders(route)
@@ -316,7 +322,7 @@ class Dispatcher:
         if record.served_by is None:
             raise AllProvidersFailed(tool, call_id, attempts)
         if decision.sample_quality:
-            await self._sample_quality(tool, call_id, request, served)
+            await self._sample_quality(tool, call_id, request, served, origin)
         return Served(
             call_id=call_id,
             provider=record.served_by,
@@ -370,14 +376,16 @@ class Dispatcher:
 
     # -- quality signals -------------------------------------------------------------------------
 
-    async def _sample_quality(self, tool: str, call_id: str, request: Any, result: Any) -> None:
+    async def _sample_quality(
+        self, tool: str, call_id: str, request: Any, result: Any, origin: object | None
+    ) -> None:
         """A sampled success: an empty list is judged implicitly at once; anything else is queued for
         the judge, which never delays the answer."""
         item = judge_input(tool, request, result)
         if item is None:
             await self.signal(call_id, implicit.EMPTY_RESULT, "implicit")
         elif self.judge_queue is not None:
-            self.judge_queue.submit(JudgeJob(call_id, item), call_id)
+            self.judge_queue.submit(JudgeJob(call_id, item, origin), call_id)
 
     def judge_with(
         self, runner: Callable[[JudgeJob], Awaitable[None]], queue_size: int, timeout_s: float
@@ -407,16 +415,7 @@ class Dispatcher:
         )
         attempt, completion = await self._attempt(arm, request, arm.timeout_s)
         cost = float(completion.cost_usd) if completion is not None else 0.0
-        record = CallRecord(
-            call_id=new_call_id(),
-            tool="judge",
-            router="judge",
-            ts=self.clock(),
-            request={"judged_call": job.call_id, "tool": job.input.tool},
-            attempts=[attempt],
-            cost_usd=cost,
-        )
-        await self.writer.submit(lambda db: Store.write_call(db, record))
+        await self.record_judge_call(job, attempt, cost)
         if attempt.status != "ok":
             log.warning("judge %s failed on %s: %s", arm.name, job.call_id, attempt.error)
             return
@@ -425,6 +424,24 @@ class Dispatcher:
             log.info("judge output for %s did not parse; dropped, not guessed", job.call_id)
             return
         await self.signal(job.call_id, reward, "judge", cost)
+
+    async def record_judge_call(
+        self, job: JudgeJob, attempt: AttemptRecord, cost_usd: float = 0.0, **details: Any
+    ) -> None:
+        """Record one judging of `job` as a call of the tool `judge` (apart from the tools' own
+        statistics): which judge, its status and wall time, its cost to us, and `details` (e.g. the
+        judge's version)."""
+        record = CallRecord(
+            call_id=new_call_id(),
+            tool="judge",
+            router="judge",
+            ts=self.clock(),
+            request={"judged_call": job.call_id, "tool": job.input.tool, **details},
+            attempts=[attempt],
+            cost_usd=cost_usd,
+        )
+        with anyio.CancelScope(shield=True):  # a judging the queue's timeout cuts short is still recorded
+            await self.writer.submit(lambda db: Store.write_call(db, record))
 
     def _remember_turn(self, record: CallRecord) -> None:
         if record.tool != "llm_complete" or not record.session_id:

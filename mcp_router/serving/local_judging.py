@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from mcp_router.feedback.local_judge import LOCAL_TOOLS, LocalJudge
-from mcp_router.serving.dispatch import Dispatcher, JudgeJob, new_call_id
-from mcp_router.store import AttemptRecord, CallRecord, Store
+from mcp_router.serving.dispatch import Dispatcher, JudgeJob
+from mcp_router.store import AttemptRecord
 
 log = logging.getLogger("mcp_router.judge")
 ARM_NAME = "local-judge"  # the provider name of its calls under the tool `judge`
@@ -53,15 +53,8 @@ class LocalJudgeRunner:
             status, error = "bad_response", f"local judge error ({type(exc).__name__})"
         latency = time.perf_counter() - started
         d = self.dispatcher
-        record = CallRecord(
-            call_id=new_call_id(),
-            tool="judge",
-            router="judge",
-            ts=d.clock(),
-            request={"judged_call": job.call_id, "tool": job.input.tool, "judge": self.judge.params.version},
-            attempts=[AttemptRecord(ARM_NAME, status, latency, error, ts_done=d.clock())],
-        )
-        await d.writer.submit(lambda db: Store.write_call(db, record))
+        attempt = AttemptRecord(ARM_NAME, status, latency, error, ts_done=d.clock())
+        await d.record_judge_call(job, attempt, judge=self.judge.params.version)
         if reward is not None:
             await d.signal(job.call_id, reward, "judge")  # the same path as an LLM verdict
 

@@ -198,6 +198,13 @@ def judge_setup(loaded: LoadedConfig, routes: dict[str, ToolRoute]) -> JudgeSetu
     count there. With the local judge on, it judges only `llm_complete` calls."""
     provider = loaded.config.judge_provider()
     local = loaded.config.local_judge()
+    if loaded.config.sampling_judge():
+        log.info(
+            "judge: the client's own model through MCP sampling, for clients that declared it on a "
+            "handshake (legacy) session; otherwise the local judge for search and retrieve, and "
+            "llm_complete is not judged"
+        )
+        return None
     if provider is None:
         if local:
             log.info("judge: local judge for search and retrieve; llm_complete is not judged (no LLM judge)")
@@ -217,14 +224,20 @@ def judge_setup(loaded: LoadedConfig, routes: dict[str, ToolRoute]) -> JudgeSetu
 
 def judged_dispatcher(loaded: LoadedConfig, routes: dict[str, ToolRoute], store: Store) -> Dispatcher:
     """The dispatcher with its judges (see `config.local_judge`): the LLM judge alone, or the local
-    judge for search and retrieve on the same queue, with the LLM judge (if any) for llm_complete."""
-    llm = judge_setup(loaded, routes)
+    judge for search and retrieve on the same queue, with the LLM judge (if any) for llm_complete;
+    or, opted into, the client's model through MCP sampling with the local judge as its fallback."""
+    dispatcher = Dispatcher(routes, store, Featurizer.default(), judge=judge_setup(loaded, routes))
     if not loaded.config.local_judge():
-        return Dispatcher(routes, store, Featurizer.default(), judge=llm)
+        return dispatcher
     from mcp_router.feedback.local_judge import LocalJudge
-    from mcp_router.serving.local_judging import attach_local_judge
 
-    dispatcher = Dispatcher(routes, store, Featurizer.default(), judge=llm)
     judge = loaded.config.judge
-    attach_local_judge(dispatcher, LocalJudge(), judge.queue_size, judge.timeout_s)
+    if loaded.config.sampling_judge():
+        from mcp_router.serving.sampling_judge import attach_sampling_judge
+
+        attach_sampling_judge(dispatcher, LocalJudge(), judge)
+    else:
+        from mcp_router.serving.local_judging import attach_local_judge
+
+        attach_local_judge(dispatcher, LocalJudge(), judge.queue_size, judge.timeout_s)
     return dispatcher

@@ -52,6 +52,7 @@ from mcp_router.serving.dispatch import Served
 from mcp_router.serving.errors import DispatchError
 from mcp_router.serving.planner import Plan
 from mcp_router.serving.runtime import Runtime, open_runtime
+from mcp_router.serving.sampling_judge import HostLink
 from mcp_router.stats import all_stats, models_view, router_states, tool_stats
 from mcp_router.store import DuplicateFeedback, UnknownCall
 from mcp_router.store.retention import keep_pruned
@@ -196,6 +197,7 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
                 await rt.aclose()
 
     mcp = MCPServer("mcp-router", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    host_judge = loaded.config.sampling_judge()  # judge jobs then keep a link to the calling client
 
     async def dispatch(
         tool: str,
@@ -210,8 +212,9 @@ def create_server(loaded: LoadedConfig, database: Path | str) -> MCPServer:
         async def on_attempt(provider: str, n: int) -> None:
             await progress.report(f"attempt {n}: {provider}")
 
+        origin = HostLink.of(progress.ctx) if host_judge else None
         try:
-            return await rt.dispatcher.run(tool, request, text, summary, on_attempt, plan)
+            return await rt.dispatcher.run(tool, request, text, summary, on_attempt, plan, origin)
         except DispatchError as exc:
             raise ToolError(str(exc)) from None
 

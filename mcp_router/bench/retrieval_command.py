@@ -66,6 +66,12 @@ def _diff(d: dict[str, float] | None) -> str:
     return "not run" if d is None else f"{d['mean']:+.4f} ± {d['ci95']:.4f}"
 
 
+def _verdict(d: dict[str, float]) -> str:
+    if d["mean"] - d["ci95"] > 0:
+        return "beats"
+    return "above on average, within the interval, of" if d["mean"] > 0 else "does not beat"
+
+
 def comparisons(report: dict[str, Any], headroom: dict[str, Any]) -> list[str]:
     """The findings under the table; also stored in the report as `comparisons`."""
     policies = report["policies"]
@@ -96,7 +102,7 @@ def comparisons(report: dict[str, Any], headroom: dict[str, Any]) -> list[str]:
     )
     lines.append(f"  lqm - sw-ucb: {_diff(sw)}{verdict}")
     rr = found["lqm_minus_round_robin"]
-    beats = "" if rr is None else f" ({'beats' if rr['mean'] > 0 else 'does not beat'} round-robin)"
+    beats = "" if rr is None else f" ({_verdict(rr)} round-robin)"
     lines.append(f"  lqm - round-robin: {_diff(rr)}{beats}")
     return [*lines, "", *format_headroom(headroom)]
 

@@ -106,7 +106,7 @@ def test_comparisons_are_paired_per_seed_and_state_each_bar():
             "oracle": fake_policy([0.8, 0.9, 0.85], 0.3),
         }
     }
-    lines = comparisons(report, {"skipped": "test"})
+    lines = comparisons(report, {"router features": {"skipped": "test"}})
     found = report["comparisons"]
     # the seeds differ by 0.1 from each other, but every paired difference is exactly +0.01: no spread
     assert found["lqm_minus_best_fixed"] == {"mean": 0.01, "ci95": 0.0}
@@ -116,5 +116,5 @@ def test_comparisons_are_paired_per_seed_and_state_each_bar():
     assert "bar +0.029: missed" in text
     assert "does not beat round-robin" in text
     report["policies"]["lqm"]["latency_mean_s"] = 0.35  # slower than the fixed arm: the bar is missed
-    comparisons(report, {"skipped": "test"})
+    comparisons(report, {"router features": {"skipped": "test"}})
     assert report["comparisons"]["better_than_any_single_arm"] is False

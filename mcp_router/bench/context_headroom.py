@@ -78,7 +78,7 @@ def context_headroom(
     fixed = int(gold[train].mean(axis=0).argmax())
     fixed_per_cycle = int((gold[train].mean(axis=0) / cycle).argmax())
     return {
-        "what": "per-arm ridge of gold NDCG@10 on the router's features, fitted on train, scored on test",
+        "what": "per-arm ridge of gold NDCG@10 on the features, fitted on train, scored on test",
         "penalty": penalty,
         "cv_mse": {str(p): round(e, 5) for p, e in errors.items()},
         "test_queries": int(test.sum()),
@@ -93,12 +93,12 @@ def context_headroom(
     }
 
 
-def format_headroom(h: dict[str, Any]) -> list[str]:
+def format_headroom(h: dict[str, Any], features: str = "router features") -> list[str]:
     if "skipped" in h:
-        return [f"context headroom: skipped ({h['skipped']})"]
+        return [f"context headroom of the {features}: skipped ({h['skipped']})"]
     lines = [
-        f"context headroom ({h['what']}; ridge penalty {h['penalty']} by 5-fold CV on train; "
-        f"{h['test_queries']} test queries):"
+        f"context headroom of the {features} ({h['what']}; ridge penalty {h['penalty']} by 5-fold CV on "
+        f"train; {h['test_queries']} test queries):"
     ]
     rows = [
         (f"best fixed arm ({h['best_fixed_arm']['arm']})", h["best_fixed_arm"]),

@@ -9,8 +9,8 @@ per-seed differences carry the confidence interval (1.96 · sd / √seeds, as ev
 - `lqm` against the best fixed arm in hindsight (quality, and mean latency), and the gap to the oracle;
 - `lqm` against `lqm-nocontext` (the same router with x fixed to the bias): what context adds;
 - `lqm` against `sw-ucb` and `round-robin`;
-- the context headroom (`context_headroom`): what a per-query choice from the same features reaches
-  when fitted with hindsight on the train queries.
+- the context headroom (`context_headroom`): what a per-query choice from the routers' features, and
+  from the full MiniLM sentence vector, reaches when fitted with hindsight on the train queries.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from mcp_router.bench import runner
 from mcp_router.bench.context_headroom import context_headroom, format_headroom
 from mcp_router.bench.metrics import ci95
 from mcp_router.bench.policies import ALL_POLICIES, NO_CONTEXT_SUFFIX
-from mcp_router.bench.retrieval import ARMS, bench_data, build_spec
+from mcp_router.bench.retrieval import ARMS, arm_table, bench_data, build_spec
 from mcp_router.bench.runner import BenchSpec
 
 LQM = "lqm"
@@ -72,7 +72,7 @@ def _verdict(d: dict[str, float]) -> str:
     return "above on average, within the interval, of" if d["mean"] > 0 else "does not beat"
 
 
-def comparisons(report: dict[str, Any], headroom: dict[str, Any]) -> list[str]:
+def comparisons(report: dict[str, Any], headroom: dict[str, dict[str, Any]]) -> list[str]:
     """The findings under the table; also stored in the report as `comparisons`."""
     policies = report["policies"]
     found: dict[str, Any] = {
@@ -104,7 +104,17 @@ def comparisons(report: dict[str, Any], headroom: dict[str, Any]) -> list[str]:
     rr = found["lqm_minus_round_robin"]
     beats = "" if rr is None else f" ({_verdict(rr)} round-robin)"
     lines.append(f"  lqm - round-robin: {_diff(rr)}{beats}")
-    return [*lines, "", *format_headroom(headroom)]
+    for name, h in headroom.items():
+        lines += ["", *format_headroom(h, name)]
+    return lines
+
+
+def feature_sets(args: argparse.Namespace, spec: BenchSpec) -> dict[str, np.ndarray]:
+    """The routers' own features, and the full MiniLM sentence vector they are a cheap sketch of: if
+    even that carries no per-query signal about which arm wins, no feature built from it will."""
+    table, _, _ = arm_table(bench_data(args), progress=False)
+    minilm = np.column_stack([np.ones(len(table.embeddings)), table.embeddings])
+    return {"router features": spec.X, "MiniLM sentence vector (384-d) + bias": minilm}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -112,10 +122,11 @@ def main(args: argparse.Namespace) -> int:
     spec = build_spec(args)
     if getattr(args, "judge", "simulated") == "local":
         use_local_judge(spec, args)
-    data = bench_data(args)
-    headroom = context_headroom(
-        spec.X, spec.gold, data.query_split, spec.arms, spec.arm_latency, spec.l_ref_s
-    )
+    split = bench_data(args).query_split
+    headroom = {
+        name: context_headroom(X, spec.gold, split, spec.arms, spec.arm_latency, spec.l_ref_s)
+        for name, X in feature_sets(args, spec).items()
+    }
     return runner.main(
         spec, args, started, ALL_POLICIES, findings=lambda report: comparisons(report, headroom)
     )

@@ -518,9 +518,13 @@ class Store:
         )
         return [row["latency_s"] for row in rows]
 
-    def recent_calls(self, limit: int = 20) -> list[dict[str, Any]]:
+    def recent_calls(self, limit: int = 20, tool: str | None = None) -> list[dict[str, Any]]:
+        """The newest `limit` calls (of `tool` only, if given), newest first, with their attempts."""
+        where, params = ("WHERE tool = ? ", [tool]) if tool else ("", [])
         with self.backend.read() as db:
-            calls = db.query("SELECT * FROM calls ORDER BY ts DESC, call_id DESC LIMIT ?", [limit])
+            calls = db.query(
+                f"SELECT * FROM calls {where}ORDER BY ts DESC, call_id DESC LIMIT ?", [*params, limit]
+            )
             ids = [c["call_id"] for c in calls]
             attempts: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
             if ids:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 
 from mcp_router import __version__
-from mcp_router.offline_cli import add_commands, run_offline
+from mcp_router.offline_cli import add_commands, add_training_arguments, run_offline, training_config
 from mcp_router.serving.network.options import add_arguments as add_http_arguments
 
 
@@ -103,7 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a routing benchmark in simulated time (no server)")
     bench.add_argument(
         "name",
-        choices=["retrieval", "qa-pool", "judge", "overhead", "state", "load", "collections"],
+        choices=[
+            "retrieval",
+            "qa-pool",
+            "judge",
+            "overhead",
+            "state",
+            "load",
+            "collections",
+            "ope",
+            "first-run",
+        ],
         help="which benchmark",
     )
     bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
@@ -171,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip a size whose generation would take longer than S seconds (default 600)",
     )
     load = bench.add_argument_group("bench load")
-    load.add_argument("--calls", type=int, metavar="N", help="calls sent (default 20000; --quick 2000)")
+    load.add_argument(
+        "--calls", type=int, metavar="N", help="calls sent (load: 20000, --quick 2000; first-run: 80)"
+    )
     load.add_argument("--concurrency", type=int, metavar="C", help="calls in flight (default 64)")
     load.add_argument("--kill", action="store_true", help="kill -9 the server half-way, restart, check")
     collections = bench.add_argument_group("bench collections")
@@ -179,7 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--documents", type=int, metavar="N", help="SciFact abstracts indexed (default all; --quick 150)"
     )
     collections.add_argument(
-        "--workdir", metavar="DIR", help="keep the folder, indexes and logs here (default: a temp dir)"
+        "--workdir",
+        metavar="DIR",
+        help="collections, first-run: keep the folder, database, indexes and logs here (default: a temp dir)",
+    )
+    first_run = bench.add_argument_group("bench first-run")
+    first_run.add_argument(
+        "--last", type=_count, default=20, help="decisions whose policy is checked (default 20)"
+    )
+    first_run.add_argument("--pace", type=float, default=0.5, help="seconds between calls (default 0.5)")
+    ope = bench.add_argument_group("bench ope")
+    ope.add_argument(
+        "--replays", type=int, default=50, help="logging replays (seeds) per logging β (default 50)"
     )
     train = commands.add_parser(
         "train", help="fit an MTRouter checkpoint: from the server's logs (--from-db) or a routing-data file"
@@ -193,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--models", metavar="M.json", help="models file: prices and metadata (with --data)")
     train.add_argument("--out", metavar="CKPT", help="checkpoint file to write (with --data)")
     train.add_argument("--force", action="store_true", help="--from-db: promote even if the gate rejects it")
-    train.add_argument("--seed", type=int, default=0)
     _embedding_arguments(train)
+    add_training_arguments(train)
 
     index = commands.add_parser(
         "index", help="build or refresh the on-disk indexes of folder collections, with a progress bar"
@@ -226,12 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _embedding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedder", choices=["minilm", "hashing"], default="minilm")
-    parser.add_argument("--packing", choices=["split", "single"], default="split")
+    parser.add_argument("--packing", choices=["split", "single", "turns"], default="split")
     parser.add_argument("--cache", metavar="FILE", help="embedding cache (default: the user cache dir)")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("train", "cv"):
+        try:
+            args.train_config = training_config(args)  # the flags are checked together, before any work
+        except ValueError as exc:
+            parser.error(f"{args.command}: {exc}")
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -243,7 +272,8 @@ def main(argv: list[str] | None = None) -> None:
         from mcp_router.bench import run
 
         raise SystemExit(run(args.name, args))
-    if args.command in ("convert", "eval", "ablation") or (args.command == "train" and not args.from_db):
+    offline = ("convert", "eval", "cv", "ablation")
+    if args.command in offline or (args.command == "train" and not args.from_db):
         raise SystemExit(run_offline(args))
 
     from mcp_router.config import ConfigError, load_config, with_docs
@@ -256,7 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     database = loaded.database_path(args.db)
 
     if args.command == "serve":
+        from mcp_router.cpu import one_blas_thread
         from mcp_router.serving.server import create_server
+
+        one_blas_thread()
 
         server = create_server(loaded, database)
         if args.transport == "http":
@@ -291,7 +324,14 @@ def main(argv: list[str] | None = None) -> None:
         from mcp_router.model_training import NothingToTrain, train_from_db
 
         try:
-            report = train_from_db(loaded, database, force=args.force, seed=args.seed)
+            report = train_from_db(
+                loaded,
+                database,
+                force=args.force,
+                seed=args.seed,
+                train_config=args.train_config,
+                estimator=args.estimator,
+            )
         except NothingToTrain as exc:
             print(f"mcp-router train: {exc}", file=sys.stderr)
             raise SystemExit(1) from None

@@ -149,7 +149,8 @@ class MTRouterConfig(_Strict):
     max_budget_usd: float | None = Field(default=None, gt=0)
     fallback_model: str | None = None  # default: the model with the largest context window
     embedder: Literal["minilm", "hashing"] = "minilm"
-    packing: Literal["split", "single"] = "split"
+    # history packing for training (a promoted checkpoint is served with its own); "turns" sees long ones
+    packing: Literal["split", "single", "turns"] = "split"
     checkpoint_dir: str | None = None  # default: `checkpoints/` beside the database
     seed: int = 0
 

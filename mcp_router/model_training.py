@@ -1,28 +1,27 @@
 """`mcp-router train --from-db`: fit an MTRouter checkpoint on the server's own `llm_complete` logs and
-promote it only if it does not predict held-out conversations worse than the policy in force.
+promote it only if, on held-out sessions, it predicts no worse than the policy in force (MSE) and the
+log does not show it earning less (doubly robust off-policy value, `log_evaluation`).
 
-A session is one episode. Its outcome S is the newest rating (feedback, judge or implicit) of its
-last rated step; steps after that step have no outcome yet and are left out, so unrated turns never
-pull the estimates toward a made-up score. Each step's observation is what the next step's history
-added after the reply (the error rules of the annealed error cost run on it).
+Which steps are training data, and their targets, is `logged_sessions`' business.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mcp_router.config import LoadedConfig, default_data_dir
+from mcp_router.log_evaluation import PolicySettings, compare_policies, dr_verdict, logged_evaluation
+from mcp_router.logged_sessions import Episode, encode_steps, episodes_from_steps, step_targets
 from mcp_router.routing.mtrouter.pool import ModelSpec
-from mcp_router.routing.mtrouter.router import build_encoder, observation
-from mcp_router.routing.mtrouter.targets import AECConfig, EpisodeStep, episode_targets
+from mcp_router.routing.mtrouter.router import build_encoder
+from mcp_router.routing.mtrouter.targets import AECConfig
+from mcp_router.routing.mtrouter.train_config import TrainConfig
 from mcp_router.store import Store
 from mcp_router.store.model_log import ModelLog
 from providers.retrieve.embedder import load_model
@@ -46,54 +45,12 @@ def sessions_needed() -> int:
     return n
 
 
-@dataclass(frozen=True)
-class Episode:
-    session_id: str
-    steps: list[dict[str, Any]]  # rated prefix of the session, in turn order
-    score: float
-
-    @property
-    def cost_usd(self) -> float:
-        return sum(s["cost_usd"] or 0.0 for s in self.steps)
-
-
-def episodes_from_steps(rows: Sequence[dict[str, Any]], pool: Sequence[str]) -> list[Episode]:
-    """Sessions cut at their last rated step; steps served by a model outside the pool are dropped."""
-    sessions: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        if row["status"] == "ok" and row["served_model"] in pool:
-            sessions[row["session_id"]].append(row)
-    episodes = []
-    for session_id, steps in sessions.items():
-        steps.sort(key=lambda s: (s["turn"], s["step_id"]))
-        rated = [i for i, s in enumerate(steps) if s["outcome"] is not None]
-        if rated:
-            last = rated[-1]
-            episodes.append(Episode(session_id, steps[: last + 1], float(steps[last]["outcome"])))
-    return episodes
-
-
-def step_targets(episode: Episode, c_bar: float, aec: AECConfig) -> list[Any]:
-    steps = episode.steps
-    logged = [
-        EpisodeStep(
-            model=s["served_model"],
-            cost_usd=float(s["cost_usd"] or 0.0),
-            observation=observation(steps[i + 1]["history"]) if i + 1 < len(steps) else None,
-            # a fallback served a model the policy did not pick: its propensity is unknown (taken as 1)
-            propensity=s["propensity"] if s["served_model"] == s["chosen_model"] else 1.0,
-        )
-        for i, s in enumerate(steps)
-    ]
-    return episode_targets(logged, episode.score, c_bar, aec)
-
-
 def training_set(episodes: Sequence[Episode], pool: Sequence[str], encoder: Any, c_bar: float) -> Any:
     from mcp_router.routing.mtrouter.train import TrainingSet
 
     aec = AECConfig()
     rows = [(e, s, t) for e in episodes for s, t in zip(e.steps, step_targets(e, c_bar, aec), strict=True)]
-    zx = encoder.encode([s["history"] for _, s, _ in rows], [s["task"] for _, s, _ in rows])
+    zx = encode_steps(encoder, episodes)
     return TrainingSet(
         zx=zx,
         model_idx=np.array([pool.index(s["served_model"]) for _, s, _ in rows], dtype=np.int64),
@@ -129,10 +86,17 @@ def checkpoint_mse(checkpoint: Any, data: Any, pool: Sequence[str]) -> float:
 
 
 def train_from_db(
-    loaded: LoadedConfig, database: Path | str, *, force: bool = False, seed: int = 0
+    loaded: LoadedConfig,
+    database: Path | str,
+    *,
+    force: bool = False,
+    seed: int = 0,
+    train_config: TrainConfig | None = None,
+    estimator: str = "auto",
 ) -> dict[str, Any]:
-    """Train, register and (if it passes the gate) promote a checkpoint; returns what happened."""
-    from mcp_router.routing.mtrouter.train import TrainConfig, fit
+    """Train, register and (if it passes the gate) promote a checkpoint; returns what happened.
+    `train_config` defaults to `TrainConfig(seed=seed)`; `estimator` is a kind of `fit_estimator`."""
+    from mcp_router.routing.mtrouter.train import fit_estimator
 
     started = time.monotonic()
     config = loaded.config
@@ -161,20 +125,20 @@ def train_from_db(
         encoder = build_encoder(mt.embedder, mt.packing, cache=model_log, minilm=load_model)
         data = training_set(train_eps, names, encoder, c_bar)
         current_row = model_log.promoted()
-        current = _load(current_row, specs)
-        candidate = fit(
+        current = load_checkpoint(current_row, specs, encoder.encoder_id)
+        candidate = fit_estimator(
             data,
             specs,
+            estimator=estimator,
             encoder_id=encoder.encoder_id,
             c_bar=c_bar,
-            config=TrainConfig(seed=seed),
-            init=current
-            if current is not None and current.meta.get("encoder_id") == encoder.encoder_id
-            else None,
+            config=train_config or TrainConfig(seed=seed),
+            init=current,
             extra_meta={"watermark": max(r["step_id"] for r in rows), "source": store.display},
         )
         held = training_set(held_eps, names, encoder, c_bar) if held_eps else None
-        gate = _gate(candidate, current, held, specs, names)
+        settings = PolicySettings(mt.lambda_, mt.typical_conversation_cost_usd, seed=seed)
+        gate = _gate(candidate, current, current_row, held_eps, held, specs, settings)
         promote = force or gate["passes"]
         path = _checkpoint_dir(loaded, database) / f"mtrouter-{candidate.checkpoint_id}.pt"
         candidate.save(path)
@@ -202,6 +166,7 @@ def train_from_db(
             "promoted": promote,
             "forced": force and not gate["passes"],
             "gate": gate,
+            "estimator": {"requested": estimator, "chosen": candidate.estimator},
             "episodes": {"train": len(train_eps), "held_out": len(held_eps)},
             "steps": len(data),
             "c_bar_usd": c_bar,
@@ -211,36 +176,67 @@ def train_from_db(
         store.close()
 
 
-def _load(row: dict[str, Any] | None, specs: Sequence[ModelSpec]) -> Any:
-    """The promoted checkpoint fitted to the configured pool, or None (then the priors are the baseline)."""
+def load_checkpoint(row: dict[str, Any] | None, specs: Sequence[ModelSpec], encoder_id: str) -> Any:
+    """The registered checkpoint `row` fitted to the configured pool, or None when there is none or the
+    server could not serve it either (unreadable, another pool, another encoder): the server then
+    keeps to the priors, so they are the policy in force."""
     from mcp_router.routing.mtrouter.checkpoint import Checkpoint
 
     if row is None:
         return None
     try:
-        return Checkpoint.load(Path(row["path"])).with_pool(specs)
+        checkpoint = Checkpoint.load(Path(row["path"])).with_pool(specs)
     except (OSError, ValueError) as exc:
+        log.warning("checkpoint %s cannot be used (%s); comparing with the prior", row["checkpoint_id"], exc)
+        return None
+    if checkpoint.meta.get("encoder_id") != encoder_id:
         log.warning(
-            "the promoted checkpoint %s cannot be used (%s); comparing with the prior",
+            "checkpoint %s embeds with %s, the config with %s; comparing with the prior",
             row["checkpoint_id"],
-            exc,
+            checkpoint.meta.get("encoder_id"),
+            encoder_id,
         )
         return None
+    return checkpoint
 
 
 def _gate(
-    candidate: Any, current: Any, held: Any, specs: Sequence[ModelSpec], names: Sequence[str]
+    candidate: Any,
+    current: Any,
+    current_row: dict[str, Any] | None,
+    held_eps: Sequence[Episode],
+    held: Any,
+    specs: Sequence[ModelSpec],
+    settings: PolicySettings,
 ) -> dict[str, Any]:
-    """Held-out MSE of the candidate against the policy in force (the checkpoint, else the priors)."""
+    """Both checks on the held-out sessions against the policy in force (the checkpoint, else the
+    priors): held-out MSE, and the doubly robust value of `log_evaluation.dr_verdict`."""
     if held is None:  # only with --force: nothing to compare on, so it never passes on its own
         return {"passes": False, "reason": "no held-out session"}
+    names = [s.name for s in specs]
     baseline = checkpoint_mse(current, held, names) if current is not None else prior_mse(held, specs)
     mse = checkpoint_mse(candidate, held, names)
-    return {
+    mse_gate = {
         "passes": mse <= baseline * PROMOTION_TOLERANCE + 1e-12,
         "held_out_mse": round(mse, 6),
-        "baseline": "checkpoint" if current is not None else "prior",
         "baseline_mse": round(baseline, 6),
+    }
+    policy = f"checkpoint {current_row['checkpoint_id']}" if current is not None and current_row else "prior"
+    try:
+        evaluation = logged_evaluation(held_eps, names, held.zx, float(candidate.meta["c_bar"]))
+        dr_gate = dr_verdict(compare_policies(evaluation, candidate, current, specs, settings), policy)
+    except ValueError as exc:  # e.g. every held-out step chose a model that left the pool
+        dr_gate = {"passes": True, "baseline": policy, "note": f"not estimated: {exc}"}
+    reasons = [
+        *([] if mse_gate["passes"] else [f"held-out MSE {mse:.6f} > {PROMOTION_TOLERANCE} x {baseline:.6f}"]),
+        *([] if dr_gate["passes"] else [dr_gate["reason"]]),
+    ]
+    return {
+        "passes": not reasons,
+        **({"reason": "; ".join(reasons)} if reasons else {}),
+        "baseline": "checkpoint" if current is not None else "prior",
+        "mse": mse_gate,
+        "dr": dr_gate,
     }
 
 

@@ -102,6 +102,18 @@ def all_stats(
     }
 
 
+def promotion_estimate(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The off-policy estimate the promoted checkpoint was promoted on: its doubly robust value on the
+    held-out sessions against the policy it replaced (None before any promotion, or for a checkpoint
+    promoted before the estimate existed)."""
+    if row is None:
+        return None
+    gate = (row.get("validation") or {}).get("gate") or {}
+    if "dr" not in gate:
+        return None
+    return {"checkpoint_id": row["checkpoint_id"], "doubly_robust": gate["dr"]}
+
+
 def models_view(config: Config, store: Store, planner: Planner | None) -> dict[str, Any]:
     """`router://models`: the pool as configured and as serving, the checkpoint in use, and spend."""
     model_log = ModelLog(store)
@@ -109,6 +121,7 @@ def models_view(config: Config, store: Store, planner: Planner | None) -> dict[s
     mt = config.tool("llm_complete").mtrouter
     router = planner.router if planner else None
     by_model = model_log.usage_by_model()
+    promoted = model_log.promoted()
     return {
         "enabled": planner is not None,
         "lambda": mt.lambda_,
@@ -130,7 +143,8 @@ def models_view(config: Config, store: Store, planner: Planner | None) -> dict[s
         "checkpoint": {
             "in_use": router.checkpoint_id if router else None,
             "stage": "checkpoint" if router and router.checkpoint is not None else "prior",
-            "promoted": model_log.promoted(),
+            "promoted": promoted,
+            "estimate": promotion_estimate(promoted),
             "recent": [
                 {k: c[k] for k in ("checkpoint_id", "created_at", "status", "validation")}
                 for c in model_log.checkpoints(limit=6)

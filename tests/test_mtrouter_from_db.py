@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from mcp_router.model_training import episodes_from_steps, holdout_split, step_targets
+from mcp_router.logged_sessions import episodes_from_steps, step_targets
+from mcp_router.model_training import holdout_split
 from mcp_router.routing.mtrouter.targets import AECConfig
 
 POOL = ["big", "small"]

@@ -172,7 +172,7 @@ async def test_train_from_db_produces_a_checkpoint_the_server_then_uses(
     assert report["promoted"] and not report["forced"]
     assert (
         report["gate"]["baseline"] == "prior"
-        and report["gate"]["held_out_mse"] < report["gate"]["baseline_mse"]
+        and report["gate"]["mse"]["held_out_mse"] < report["gate"]["mse"]["baseline_mse"]
     )
     assert report["episodes"]["train"] + report["episodes"]["held_out"] == 12
     assert Path(report["path"]).is_file()

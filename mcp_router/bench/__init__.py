@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-BENCHMARKS = ("retrieval", "qa-pool", "judge", "overhead", "state", "load", "collections")
+BENCHMARKS = ("retrieval", "qa-pool", "judge", "overhead", "state", "load", "collections", "ope", "first-run")
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -41,4 +41,12 @@ def run(name: str, args: argparse.Namespace) -> int:
         from mcp_router.bench import collections
 
         return collections.main(args)
+    if name == "ope":
+        from mcp_router.bench import ope_bench
+
+        return ope_bench.main(args)
+    if name == "first-run":
+        from mcp_router.bench import first_run
+
+        return first_run.main(args)
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")

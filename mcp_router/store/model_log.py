@@ -97,9 +97,21 @@ class ModelLog:
         rows = self.checkpoints(where="status = 'promoted'", limit=1)
         return rows[0] if rows else None
 
-    def checkpoints(self, where: str = "TRUE", limit: int = 10) -> list[dict[str, Any]]:
+    def newest_candidate(self) -> dict[str, Any] | None:
+        """The newest checkpoint that is not the promoted one (a candidate, or one the gate rejected)."""
+        rows = self.checkpoints(where="status IN ('candidate', 'rejected')", limit=1)
+        return rows[0] if rows else None
+
+    def checkpoint(self, checkpoint_id: str) -> dict[str, Any] | None:
+        rows = self.checkpoints(where="checkpoint_id = ?", limit=1, params=[checkpoint_id])
+        return rows[0] if rows else None
+
+    def checkpoints(
+        self, where: str = "TRUE", limit: int = 10, params: Sequence[Any] = ()
+    ) -> list[dict[str, Any]]:
+        """Registered checkpoints, newest first; `where` is SQL with `?` marks bound from `params`."""
         rows = self.store.query(
-            f"SELECT * FROM llm_checkpoints WHERE {where} ORDER BY created_at DESC LIMIT ?", [limit]
+            f"SELECT * FROM llm_checkpoints WHERE {where} ORDER BY created_at DESC LIMIT ?", [*params, limit]
         )
         for row in rows:
             for key in ("pool", "meta", "validation"):

@@ -19,16 +19,25 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from mcp_router.routing.mtrouter.history import DEFAULT_MAX_TOKENS, Message, render_single, render_split
+from mcp_router.routing.mtrouter.history import (
+    DEFAULT_MAX_TOKENS,
+    Message,
+    TurnsRendering,
+    render_single,
+    render_split,
+    render_turns,
+)
+from mcp_router.routing.mtrouter.pooling import pool_history, recency_weights
 
 logger = logging.getLogger(__name__)
 
-PACKINGS = ("split", "single")
+PACKINGS = ("split", "single", "turns")
 
 
 class Embedder(Protocol):
@@ -41,6 +50,11 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the embedder sees them, without special tokens."""
+        ...
+
+    def chunk(self, text: str, size: int) -> list[str]:
+        """`text` cut into pieces of at most `size` tokens, in order; [text] itself when it fits,
+        [] when it is blank."""
         ...
 
 
@@ -130,6 +144,22 @@ class MiniLMEmbedder:
         tokenizer = self._model().tokenizer
         return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
+    def chunk(self, text: str, size: int) -> list[str]:
+        """One tokenizer pass with character offsets, cut every `size` tokens (a cut may fall inside
+        a word: WordPiece then re-splits that word's tail, which keeps the count within a token or two,
+        and the model truncates at its window anyway)."""
+        if not text.strip():
+            return []
+        tokenizer = self._model().tokenizer
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
+            "offset_mapping"
+        ]
+        if len(offsets) <= size:
+            return [text]
+        starts = [offsets[i][0] for i in range(0, len(offsets), size)]
+        pieces = (text[a:b].strip() for a, b in zip(starts, [*starts[1:], len(text)], strict=True))
+        return [piece for piece in pieces if piece]
+
 
 @functools.lru_cache(maxsize=4)
 def _projection(buckets: int, dim: int, seed: int) -> np.ndarray:
@@ -162,6 +192,12 @@ class HashingEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    def chunk(self, text: str, size: int) -> list[str]:
+        words = text.split()
+        if len(words) <= size:
+            return [text] if words else []
+        return [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
 class EmbeddingCache(Protocol):
@@ -201,9 +237,35 @@ class MemoryCache:
         return len(self._items)
 
 
+@dataclass(frozen=True)
+class TurnsPacking:
+    """The `turns` packing's settings. They change the vectors, so they are part of `encoder_id`.
+
+    Chosen a priori, not tuned on any benchmark: decay 0.5 halves a message's weight per newer message,
+    so the request dominates and the message before it still counts half; 8 messages (the oldest then
+    weighs 1/128) and 8 chunks of ~244 tokens per message bound one call's embedding work."""
+
+    decay: float = 0.5
+    max_messages: int = 8
+    max_chunks: int = 8
+
+    def __post_init__(self) -> None:
+        recency_weights(1, self.decay)  # raises on a decay outside (0, 1]
+        if self.max_messages < 1 or self.max_chunks < 1:
+            raise ValueError(
+                f"turns packing needs max_messages >= 1 and max_chunks >= 1, not "
+                f"{self.max_messages} and {self.max_chunks}"
+            )
+
+    @property
+    def id_suffix(self) -> str:
+        return f"|decay={self.decay:g}|max_messages={self.max_messages}|max_chunks={self.max_chunks}"
+
+
 class HistoryEncoder:
-    """Message lists -> z_x: render (split or single packing), embed only the texts the cache lacks
-    (deduplicated, in one batch), and for `split` concatenate [task; context] (empty context -> zeros)."""
+    """Message lists -> z_x: render (split, single or turns packing), embed only the texts the cache
+    lacks (deduplicated, in one batch), then for `split` concatenate [task; context] (empty context ->
+    zeros) and for `turns` pool the chunks by recency into the same [task; context] shape."""
 
     def __init__(
         self,
@@ -212,6 +274,7 @@ class HistoryEncoder:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         cache: EmbeddingCache | None = None,
         chunk: int = 1024,
+        turns: TurnsPacking | None = None,
     ) -> None:
         if packing not in PACKINGS:
             raise ValueError(f"packing must be one of {PACKINGS}, not {packing!r}")
@@ -219,19 +282,35 @@ class HistoryEncoder:
         self.packing = packing
         self.max_tokens = max_tokens
         self.chunk = chunk
+        self.turns = turns or TurnsPacking()
         self.cache: EmbeddingCache = cache if cache is not None else MemoryCache(max_items=4096)
-        self.dim = 2 * embedder.dim if packing == "split" else embedder.dim
+        self.dim = embedder.dim if packing == "single" else 2 * embedder.dim
 
     @property
     def encoder_id(self) -> str:
-        return f"{self.embedder.embedder_id}|packing={self.packing}|max_tokens={self.max_tokens}"
+        base = f"{self.embedder.embedder_id}|packing={self.packing}|max_tokens={self.max_tokens}"
+        return base + self.turns.id_suffix if self.packing == "turns" else base
 
     def render(self, history: Sequence[Message], task: str | None = None) -> list[str]:
-        """The strings embedded for one history: [task, context] for split, [single] for single."""
+        """The strings embedded for one history: [task, context] for split, [single] for single, the
+        task's then every message's chunks for turns."""
+        if self.packing == "turns":
+            return self.render_turns(history, task).texts()
         count = self.embedder.count_tokens
         if self.packing == "split":
             return list(render_split(history, count, self.max_tokens, task))
         return [render_single(history, count, self.max_tokens, task)]
+
+    def render_turns(self, history: Sequence[Message], task: str | None = None) -> TurnsRendering:
+        return render_turns(
+            history,
+            self.embedder.count_tokens,
+            self.embedder.chunk,
+            self.max_tokens,
+            task,
+            self.turns.max_messages,
+            self.turns.max_chunks,
+        )
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Cached embeddings of `texts` (float32 [n, embedder.dim]); only missing texts hit the embedder."""
@@ -258,11 +337,31 @@ class HistoryEncoder:
     ) -> np.ndarray:
         if tasks is not None and len(tasks) != len(histories):
             raise ValueError(f"{len(tasks)} tasks for {len(histories)} histories")
-        rendered = [self.render(h, None if tasks is None else tasks[i]) for i, h in enumerate(histories)]
-        parts = len(rendered[0]) if rendered else (2 if self.packing == "split" else 1)
+        task_of = [None if tasks is None else tasks[i] for i in range(len(histories))]
+        if self.packing == "turns":
+            return self._encode_turns(
+                [self.render_turns(h, t) for h, t in zip(histories, task_of, strict=True)]
+            )
+        rendered = [self.render(h, t) for h, t in zip(histories, task_of, strict=True)]
         flat = [text for texts in rendered for text in texts]
         vectors = self.embed_texts(flat)
-        return vectors.reshape(len(histories), parts * self.embedder.dim)
+        return vectors.reshape(len(histories), self.dim)
+
+    def _encode_turns(self, renderings: Sequence[TurnsRendering]) -> np.ndarray:
+        """Embed every chunk of every history in one cached batch, then pool each history (numpy)."""
+        flat = [text for r in renderings for text in r.texts()]
+        vectors = self.embed_texts(flat)
+        out = np.zeros((len(renderings), self.dim), dtype=np.float32)
+        start = 0
+        for row, r in enumerate(renderings):
+            task = vectors[start : start + len(r.task)]
+            start += len(r.task)
+            messages = []
+            for message in r.messages:
+                messages.append(vectors[start : start + len(message)])
+                start += len(message)
+            out[row] = pool_history(task, messages, self.turns.decay, self.embedder.dim)
+        return out
 
 
 def encoder_from_id(
@@ -274,6 +373,11 @@ def encoder_from_id(
     params = dict(f.split("=", 1) for f in fields[1:] if "=" in f)
     try:
         packing, max_tokens = params["packing"], int(params["max_tokens"])
+        turns = (
+            TurnsPacking(float(params["decay"]), int(params["max_messages"]), int(params["max_chunks"]))
+            if packing == "turns"
+            else None
+        )
         if fields[0].startswith(MiniLMEmbedder.name + "@"):
             embedder: Embedder = MiniLMEmbedder(minilm or _missing_loader)
         elif fields[0] == "hashing-ngram12":
@@ -286,7 +390,7 @@ def encoder_from_id(
         raise ValueError(
             f"cannot rebuild an encoder from encoder_id {encoder_id!r} (unknown part {exc})"
         ) from None
-    encoder = HistoryEncoder(embedder, packing=packing, max_tokens=max_tokens, cache=cache)
+    encoder = HistoryEncoder(embedder, packing=packing, max_tokens=max_tokens, cache=cache, turns=turns)
     if encoder.encoder_id != encoder_id:
         raise ValueError(
             f"the checkpoint's encoder is {encoder_id!r} but this installation gives {encoder.encoder_id!r}; "

@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from mcp_router.routing.mtrouter import ridge
 from mcp_router.routing.mtrouter.data import RoutingRecord
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, *(float(x) for x in np.round(np.logspace(-3, 1, 41), 6)))
 KNN_KS = (5, 10, 20, 50, 100)
-RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+RIDGE_ALPHAS = ridge.ALPHAS
 
 
 @dataclass(frozen=True)
@@ -134,23 +135,16 @@ def knn_estimates(
 def _ridge_path(
     train_zx: np.ndarray, train: OutcomeMatrix, test_zx: np.ndarray, alphas: Sequence[float]
 ) -> list[np.ndarray]:
-    """Ridge predictions [n_test, 2M] (scores then costs) for each α, intercept unpenalised, from one
-    thin SVD of the centred design: w_α = V·diag(s/(s² + α))·Uᵀ·y, cheap for every α and any n vs D."""
-    x = np.asarray(train_zx, dtype=np.float64)
-    mean = x.mean(axis=0)
-    u, sv, vt = np.linalg.svd(x - mean, full_matrices=False)
+    """Ridge predictions [n_test, 2M] (scores then costs) for each α: with full-information data every
+    model shares the design matrix, so one `ridge.solve_path` serves all 2M targets."""
     targets = np.concatenate([train.score, train.cost], axis=1)
-    t_mean = targets.mean(axis=0)
-    projected = u.T @ (targets - t_mean)
-    test = (np.asarray(test_zx, dtype=np.float64) - mean) @ vt.T
-    return [test @ ((sv / (sv**2 + alpha))[:, None] * projected) + t_mean for alpha in alphas]
+    return [linear.predict(test_zx) for linear in ridge.solve_path(train_zx, targets, alphas)]
 
 
 def ridge_estimates(
     train_zx: np.ndarray, train: OutcomeMatrix, test_zx: np.ndarray, alpha: float, c_bar: float
 ) -> Estimates:
-    """Per-model ridge regression of score and of cost on the embeddings; with full-information data
-    every model shares the design matrix, so one fit serves all 2M targets."""
+    """Per-model ridge regression of score and of cost (USD) on the embeddings."""
     (pred,) = _ridge_path(train_zx, train, test_zx, [alpha])
     return _split_prediction(pred, train.score.shape[1], c_bar)
 
@@ -249,6 +243,33 @@ def compare_frontiers(ours: Sequence[PolicyResult], theirs: Sequence[PolicyResul
     }
 
 
+def frontier_area(
+    points: Sequence[PolicyResult], low: float, high: float, floor: float, n: int = 41
+) -> float:
+    """Mean frontier quality over `n` log-spaced costs from `low` to `high` (e.g. the cheapest and the
+    best single model's costs): one number for "higher at equal cost" over the range a router is for.
+    Below the family's cheapest point it is credited `floor` (e.g. the cheapest model's quality)."""
+    costs = np.geomspace(low, high, n) if 0 < low < high else np.array([high])
+    return float(np.mean([_or(quality_at_cost(points, c), floor) for c in costs]))
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def frontier_merit(
+    truth: OutcomeMatrix, estimates: Mapping[str, Estimates], lambdas: Sequence[float] = DEFAULT_LAMBDAS
+) -> dict[str, float]:
+    """`frontier_area` of each estimator's λ sweep between the cheapest and the best single model of
+    `truth` (training data: this is for choosing an estimator, never for reporting test results)."""
+    quality, cost = truth.score.mean(axis=0), truth.cost.sum(axis=0)
+    best, cheap = int(np.argmax(quality)), int(np.argmin(cost))
+    return {
+        name: frontier_area(sweep(name, est, truth, lambdas), cost[cheap], cost[best], quality[cheap])
+        for name, est in estimates.items()
+    }
+
+
 # ------------------------------------------------------------------ the whole report
 
 
@@ -309,6 +330,54 @@ def evaluate_policies(
     return report
 
 
+# ------------------------------------------------------------------ over seeds
+
+
+def headline(report: Mapping[str, Any]) -> dict[str, float | None]:
+    """The acceptance figures of one `evaluate_policies` report."""
+    out: dict[str, float | None] = {"mtrouter_ratio": report["cost_ratio_at_best_single_quality"]}
+    for family, base in report["baselines"].items():
+        out[f"{family}_ratio"] = base["cost_ratio_at_best_single_quality"]
+    for family, cmp in report["frontier_comparison"].items():
+        out[f"margin_vs_{family}"] = cmp["mean_margin"]
+        out[f"min_margin_vs_{family}"] = cmp["min_margin"]
+    return out
+
+
+def spread(values: Sequence[float | None]) -> dict[str, Any]:
+    """mean, min, max over the seeds where the figure exists (a ratio is None when no λ reaches
+    best-single quality), how many those are, and every seed's value."""
+    known = [v for v in values if v is not None]
+    return {
+        "mean": float(np.mean(known)) if known else None,
+        "min": min(known) if known else None,
+        "max": max(known) if known else None,
+        "defined": f"{len(known)}/{len(values)}",
+        "per_seed": list(values),
+    }
+
+
+def summarise_seeds(headlines: Sequence[Mapping[str, float | None]]) -> dict[str, dict[str, Any]]:
+    return {key: spread([h.get(key) for h in headlines]) for key in headlines[0]}
+
+
+def format_seeds(summary: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> str:
+    """One line per figure: mean [min, max] (seeds where defined) and the per-seed values."""
+    lines = [f"{'figure over seeds ' + str(list(seeds)):<34} {'mean':>8} {'min':>8} {'max':>8}  per seed"]
+    lines.append("-" * 100)
+    for key, s in summary.items():
+        digits = 4 if "margin" in key else 3
+        per_seed = ", ".join("–" if v is None else f"{v:.{digits}f}" for v in s["per_seed"])
+        lines.append(
+            f"{key:<34} {fmt_number(s['mean'], digits):>8} {fmt_number(s['min'], digits):>8} "
+            f"{fmt_number(s['max'], digits):>8}  [{per_seed}] ({s['defined']} defined)"
+        )
+    lines.append(
+        "(ratio: cost_ratio_at_best_single_quality, – = no λ reaches it; margin: mean frontier margin)"
+    )
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------ output
 
 
@@ -339,6 +408,17 @@ def format_report(report: Mapping[str, Any], title: str) -> str:
             f"at or above at {fmt_number(cmp['share_at_or_above'], 2)} of them, "
             f"min margin {fmt_number(cmp['min_margin'], 4)}, mean margin {fmt_number(cmp['mean_margin'], 4)}"
         )
+    if "over_seeds" in report:
+        block = report["over_seeds"]
+        lines += [
+            "",
+            f"over {len(block['seeds'])} training seeds (the figures above are seed {block['seeds'][0]}'s):",
+        ]
+        lines.append(format_seeds(block["summary"], block["seeds"]).rstrip("\n"))
+        fits = ", ".join(f"{run['fit_seconds']}" for run in block["runs"])
+        kinds = ", ".join(run["estimator"] for run in block["runs"])
+        lines.append(f"estimator per seed ({block['estimator_requested']} requested): [{kinds}]")
+        lines.append(f"fit seconds per seed (cross-validation included): [{fits}]")
     points = [PolicyResult(**p) for p in report["policies"]]
     swept = {p.family for p in points if p.lam is not None}
     fronts = {q.name for f in swept for q in pareto([p for p in points if p.family == f])}

@@ -20,6 +20,12 @@ Rendering of a message list (roles `system`, `user`, `assistant`, `tool`):
 5. Absolute turn numbers: every maximal run of non-assistant messages (user or tool) opens a turn; the
    runs in the whole context list are numbered 1..U, an assistant message shares the number of the run
    before it, and one before any run gets 0. Each kept message renders as `[Turn k - role]\\ncontent`.
+
+The `turns` packing (a project extension, reference §4.2 leaves it open) replaces step 4: instead of
+dropping whatever does not fit one window, every context message (the newest `max_messages`) is cut
+into window-sized chunks, each embedded on its own and pooled by recency in `pooling.py`. A message's
+chunk texts depend only on the message and its absolute turn number, so as a conversation grows its
+old chunks keep their cache keys and only the new turn is embedded.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 
 Message = Mapping[str, str]
 CountTokens = Callable[[str], int]
+ChunkText = Callable[[str, int], list[str]]  # (text, tokens per chunk) -> chunks; [] for blank text
 
 FORMAT_RESERVE = 20  # tokens kept free for "[Task]", "[Context]" and the separators
 MESSAGE_OVERHEAD = 10  # tokens charged per packed message for its "[Turn k - role]" header
@@ -173,3 +180,42 @@ def render_single(
     if not context:
         return TASK_HEADER + task_text
     return f"{TASK_HEADER}{task_text}\n\n{CONTEXT_HEADER}{context}"
+
+
+@dataclass(frozen=True)
+class TurnsRendering:
+    """The texts the `turns` packing embeds: the task's chunks (at least one, `[Task]\\n` alone for an
+    empty task, as `split` renders it) and each kept context message's chunks, oldest message first."""
+
+    task: tuple[str, ...]
+    messages: tuple[tuple[str, ...], ...]
+
+    def texts(self) -> list[str]:
+        """Every chunk in embedding order: the task's, then each message's, oldest first."""
+        return [*self.task, *(text for message in self.messages for text in message)]
+
+
+def render_turns(
+    messages: Sequence[Message],
+    count_tokens: CountTokens,
+    chunk: ChunkText,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    task: str | None = None,
+    max_messages: int = 8,
+    max_chunks: int = 8,
+) -> TurnsRendering:
+    """Chunked task and context for the `turns` packing. Each task chunk is `[Task]\\n{chunk}` and each
+    message chunk `[Turn k - role]\\n{chunk}`, sized so header and chunk fit `max_tokens`. A task that
+    fits one window gives exactly `render_split`'s task string, so the two packings share its
+    embedding. Only the newest `max_messages` messages and the first `max_chunks` chunks of each text
+    are kept: a bound on the work of one call whatever the conversation's length."""
+    task_text = _task_text(messages, task)
+    task_chunks = chunk(task_text, max_tokens - count_tokens(TASK_HEADER))[:max_chunks] or [""]
+    context = _context_messages(messages, task is not None)[-max_messages:] if max_messages > 0 else []
+    rendered: list[tuple[str, ...]] = []
+    for message in context:
+        parts = chunk(message.content, max_tokens - MESSAGE_OVERHEAD)[:max_chunks]
+        if parts:  # a blank message carries nothing to embed and takes no recency slot
+            header = f"[Turn {message.turn} - {message.role}]\n"
+            rendered.append(tuple(header + part for part in parts))
+    return TurnsRendering(tuple(TASK_HEADER + part for part in task_chunks), tuple(rendered))

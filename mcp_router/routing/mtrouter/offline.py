@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,25 @@ from mcp_router.routing.mtrouter.embed import (
     require_loader,
 )
 from mcp_router.routing.mtrouter.pool import ModelSpec, load_models_file
+from mcp_router.routing.mtrouter.stability import (
+    STAY_BONUSES,
+    check_stay_bonuses,
+    conversations,
+    format_stability,
+    stay_bonus_sweep,
+    summarise,
+)
 from mcp_router.routing.mtrouter.targets import AECConfig, EpisodeStep, episode_targets
-from mcp_router.routing.mtrouter.train import TrainConfig, TrainingSet, fit, split_by_episode
+from mcp_router.routing.mtrouter.train import (
+    Criterion,
+    Predictions,
+    TrainConfig,
+    TrainingSet,
+    cross_validate,
+    episode_folds,
+    fit_estimator,
+    split_by_episode,
+)
 from mcp_router.store.embedding_file import SqliteCache
 
 log = logging.getLogger(__name__)
@@ -126,20 +143,41 @@ def _fit(
     config: TrainConfig,
     threads: int,
     extra: dict[str, Any],
+    estimator: str = "mlp",
 ) -> tuple[Checkpoint, ev.OutcomeMatrix]:
+    """`estimator` as in `train.fit_estimator`; `auto` chooses by the cross-validated frontier."""
     truth = ev.outcome_matrix(records, [s.name for s in specs])
     rows, c_bar = training_set(records, zx, truth)
     meta = {**extra, "train_means": train_means(truth), "target_rule": TARGET_RULE}
-    checkpoint = fit(
+    checkpoint = fit_estimator(
         rows,
         specs,
+        estimator=estimator,
         encoder_id=encoder_id,
         c_bar=c_bar,
         config=config,
         threads=threads,
         extra_meta={"offline": meta},
+        criterion=frontier_criterion(truth),
     )
     return checkpoint, truth
+
+
+def _per_record(predictions: Predictions, m: int) -> ev.Estimates:
+    """Row predictions of a full-information training set (record-major, m rows per record, each
+    scoring every model) -> one estimate per record, cost in units of c̄."""
+    return ev.Estimates(predictions.score[::m], np.expm1(predictions.cost[::m]))
+
+
+def frontier_criterion(truth: ev.OutcomeMatrix, lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS) -> Criterion:
+    """`auto`'s figure of merit on full-information data: the out-of-fold frontier's mean quality
+    between the cheapest and the best single model (`evaluate.frontier_merit`), on training data."""
+    m = len(truth.models)
+
+    def merit(predictions: Mapping[str, Predictions]) -> dict[str, float]:
+        return ev.frontier_merit(truth, {k: _per_record(p, m) for k, p in predictions.items()}, lambdas)
+
+    return merit
 
 
 def train_from_files(
@@ -153,9 +191,11 @@ def train_from_files(
     minilm: Callable[[], Any] | None = None,
     config: TrainConfig | None = None,
     threads: int = 1,
+    estimator: str = "auto",
 ) -> dict[str, Any]:
-    """Fit a checkpoint on a routing-data file and save it to `out` (+ JSON sidecar); returns a summary
-    with the row counts, c̄, the validation metrics and the wall time of embedding and of fitting."""
+    """Fit a checkpoint (`estimator`: see `train.fit_estimator`) on a routing-data file and save it to
+    `out` (+ JSON sidecar); returns a summary with the row counts, c̄, the estimator chosen and why, the
+    validation metrics and the wall time of embedding and of fitting (cross-validation included)."""
     data, models, out = Path(data), Path(models), Path(out)
     config = config or TrainConfig()
     records = read_records(data)
@@ -165,10 +205,12 @@ def train_from_files(
     zx = _encode(encoder, records)
     embed_seconds = time.monotonic() - started
     extra = {"train_data": str(data.resolve()), "models_file": str(models.resolve()), "records": len(records)}
-    checkpoint, _ = _fit(records, specs, zx, encoder.encoder_id, config, threads, extra)
+    checkpoint, _ = _fit(records, specs, zx, encoder.encoder_id, config, threads, extra, estimator)
     checkpoint.save(out)
     validation = checkpoint.meta["validation"]
     return {
+        "estimator": checkpoint.estimator,
+        "selection": checkpoint.meta["selection"],
         "checkpoint": str(out),
         "checkpoint_id": checkpoint.checkpoint_id,
         "records": len(records),
@@ -178,7 +220,7 @@ def train_from_files(
         "encoder_id": encoder.encoder_id,
         "c_bar": checkpoint.meta["c_bar"],
         "embed_seconds": round(embed_seconds, 2),
-        "train_seconds": validation["seconds"],
+        "train_seconds": checkpoint.meta["fit_seconds"],
         "validation": validation,
         "config": asdict(config),
     }
@@ -220,14 +262,23 @@ def evaluate_files(
     plot: Path | None = None,
     lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
     seed: int = 0,
+    seeds: int = 1,
+    threads: int = 1,
     cache: Path | None = None,
     minilm: Callable[[], Any] | None = None,
     title: str | None = None,
 ) -> dict[str, Any]:
     """Every policy of `evaluate.evaluate_policies` on the records of `data`. The knn/linear baselines
     and best-single come from `train_data` (default: the file the checkpoint was trained on). Writes the
-    report as JSON to `json_out` and, next to it, the text table (`.txt`); `plot` draws the frontier."""
+    report as JSON to `json_out` and, next to it, the text table (`.txt`); `plot` draws the frontier.
+
+    With `seeds` > 1 the checkpoint's recipe (estimator request and training config, on the training
+    file) is retrained with seeds config.seed + 1 .. + seeds − 1: the seed moves initialisation, batch
+    order and the validation/CV splits (the baselines' too), never the test records. The report is the
+    given checkpoint's, plus "over_seeds": every headline figure as mean, min, max and per seed."""
     data, models, checkpoint = Path(data), Path(models), Path(checkpoint)
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
     if json_out is not None and Path(json_out).resolve() == sidecar_path(checkpoint).resolve():
         raise ValueError(f"--json {json_out} would overwrite the checkpoint's sidecar; choose another path")
     ckpt = Checkpoint.load(checkpoint)
@@ -246,26 +297,63 @@ def evaluate_files(
     encoder = encoder_from_id(ckpt.meta["encoder_id"], SqliteCache(cache or default_cache_path()), minilm)
     zx, train_zx = _encode(encoder, records), _encode(encoder, train_records)
     truth, train_truth = ev.outcome_matrix(records, names), ev.outcome_matrix(train_records, names)
-    c_bar = float(ckpt.meta["c_bar"])
     config = TrainConfig(**ckpt.meta["train"])
     episodes = np.array([r.session for r in train_records])
-    estimates, chosen = baseline_estimates(train_zx, train_truth, episodes, zx, c_bar, config)
-    estimates = {"mtrouter": _mtrouter_estimates(ckpt, specs, zx), **estimates}
-    report = ev.evaluate_policies(truth, estimates, train_means(train_truth), lambdas=lambdas, seed=seed)
-    report = {
-        "data": str(data),
-        "train_data": str(train_path),
-        "checkpoint": str(checkpoint),
-        "checkpoint_id": ckpt.checkpoint_id,
-        "encoder_id": encoder.encoder_id,
-        "c_bar": c_bar,
-        "baseline_hyperparameters": chosen,
-        "training": {k: ckpt.meta.get(k) for k in ("validation", "train")},
-        **report,
-    }
+
+    def one(candidate: Checkpoint, run_config: TrainConfig) -> dict[str, Any]:
+        c_bar = float(candidate.meta["c_bar"])
+        estimates, chosen = baseline_estimates(train_zx, train_truth, episodes, zx, c_bar, run_config)
+        estimates = {"mtrouter": _mtrouter_estimates(candidate, specs, zx), **estimates}
+        report = ev.evaluate_policies(truth, estimates, train_means(train_truth), lambdas=lambdas, seed=seed)
+        return {
+            "data": str(data),
+            "train_data": str(train_path),
+            "checkpoint_id": candidate.checkpoint_id,
+            "estimator": candidate.estimator,
+            "encoder_id": encoder.encoder_id,
+            "c_bar": c_bar,
+            "baseline_hyperparameters": chosen,
+            "training": {
+                k: candidate.meta.get(k) for k in ("validation", "train", "selection", "fit_seconds")
+            },
+            **report,
+        }
+
+    report = {"checkpoint": str(checkpoint), **one(ckpt, config)}
+    if seeds > 1:
+        requested = ckpt.meta.get("selection", {}).get("requested", ckpt.estimator)
+        runs = [report]
+        for k in range(1, seeds):
+            run_config = replace(config, seed=config.seed + k)
+            retrained, _ = _fit(
+                train_records, specs, train_zx, encoder.encoder_id, run_config, threads, {}, requested
+            )
+            runs.append(one(retrained, run_config))
+        report["over_seeds"] = _seed_block(runs, requested)
     title = title or f"MTRouter offline evaluation on {data.name}"
     _write_outputs(report, title, json_out, plot)
     return report
+
+
+def _seed_block(runs: Sequence[dict[str, Any]], requested: str) -> dict[str, Any]:
+    headlines = [ev.headline(r) for r in runs]
+    return {
+        "seeds": [r["training"]["train"]["seed"] for r in runs],
+        "estimator_requested": requested,
+        "summary": ev.summarise_seeds(headlines),
+        "runs": [
+            {
+                "seed": r["training"]["train"]["seed"],
+                "checkpoint_id": r["checkpoint_id"],
+                "estimator": r["estimator"],
+                "selection": r["training"]["selection"],
+                "fit_seconds": r["training"]["fit_seconds"],
+                "baseline_hyperparameters": r["baseline_hyperparameters"],
+                "headline": h,
+            }
+            for r, h in zip(runs, headlines, strict=True)
+        ],
+    }
 
 
 def _write_outputs(report: dict[str, Any], title: str, json_out: Path | None, plot: Path | None) -> None:
@@ -351,29 +439,148 @@ def cross_validate_files(
     cache: Path | None = None,
     minilm: Callable[[], Any] | None = None,
     config: TrainConfig | None = None,
+    schedules: Mapping[str, TrainConfig] | None = None,
+    seeds: int = 1,
     threads: int = 1,
     lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
     json_out: Path | None = None,
 ) -> dict[str, Any]:
-    """Every policy on out-of-fold decisions of one file, k folds by session: a training-data-only way
-    to choose a TrainConfig (the test file stays untouched), and a less noisy comparison than a small
-    test set. Fold assignment uses `config.seed`."""
+    """The estimator kinds on out-of-fold decisions of one file, k folds by session: the training-data-
+    only way to choose the estimator and its TrainConfig (the test file stays untouched).
+
+    Candidates: the ridge, the MLP under each of `schedules` ({"mlp": config} by default; a name must
+    start with "mlp"), and each MLP averaged with the ridge ("ensemble..."); knn and linear are fitted
+    on the same folds as the baselines. Repeated for seeds config.seed .. + seeds − 1 (folds and
+    training seeds move together). Training targets use the whole file's c̄ and best-single its means
+    (one scalar per model, all training data). Every candidate gets the headline figures over seeds
+    and its frontier merit (`evaluate.frontier_area`, the criterion of `--estimator auto`); the top
+    level of the report is the best-merit candidate's first-seed report."""
     config = config or TrainConfig()
+    schedules = dict(schedules or {"mlp": config})
+    if seeds < 1 or any(not name.startswith("mlp") for name in schedules):
+        raise ValueError(
+            f"seeds must be >= 1 and schedule names start with 'mlp', got {seeds}, {list(schedules)}"
+        )
     records = read_records(Path(data))
     specs = load_pool(Path(models), records)
     encoder = make_encoder(embedder, packing, cache, minilm)
-    split = _folds([r.session for r in records], folds, seed=config.seed)
-    estimates, truth, means, seconds = _cross_validated(records, specs, encoder, split, config, threads, None)
-    report = ev.evaluate_policies(truth, estimates, means, lambdas=lambdas, seed=config.seed)
+    zx = _encode(encoder, records)
+    truth = ev.outcome_matrix(records, [s.name for s in specs])
+    rows, c_bar = training_set(records, zx, truth)
+    sessions, m = np.array([r.session for r in records]), len(specs)
+    runs = []
+    for k in range(seeds):
+        seed = config.seed + k
+        record_folds = episode_folds(sessions, folds, seed)
+        row_folds = [(f[:, None] * m + np.arange(m)).ravel() for f in record_folds]
+        oof, seconds = cross_validate(
+            rows,
+            specs,
+            encoder_id=encoder.encoder_id,
+            c_bar=c_bar,
+            configs={name: replace(cfg, seed=seed) for name, cfg in schedules.items()},
+            folds=row_folds,
+            threads=threads,
+        )
+        candidates = {kind: _per_record(p, m) for kind, p in oof.items()}
+        baselines = _out_of_fold_baselines(
+            zx, truth, sessions, record_folds, c_bar, replace(config, seed=seed)
+        )
+        merit = ev.frontier_merit(truth, {**candidates, **baselines}, lambdas)
+        reports = {
+            kind: ev.evaluate_policies(
+                truth, {"mtrouter": est, **baselines}, train_means(truth), lambdas=lambdas, seed=seed
+            )
+            for kind, est in candidates.items()
+        }
+        runs.append({"seed": seed, "cv_seconds": round(seconds, 2), "merit": merit, "reports": reports})
+    kinds = list(runs[0]["reports"])
+    table = {
+        kind: {
+            "frontier_merit": ev.spread([r["merit"][kind] for r in runs]),
+            **ev.summarise_seeds([ev.headline(r["reports"][kind]) for r in runs]),
+        }
+        for kind in kinds
+    }
+    for family in ("knn", "linear"):
+        table[family] = {"frontier_merit": ev.spread([r["merit"][family] for r in runs])}
+    chosen = max(kinds, key=lambda kind: table[kind]["frontier_merit"]["mean"])
     report = {
         "data": str(data),
         "folds": folds,
+        "seeds": [r["seed"] for r in runs],
+        "encoder_id": encoder.encoder_id,
         "train_config": asdict(config),
-        "train_seconds": seconds,
-        **report,
+        "schedules": {name: asdict(cfg) for name, cfg in schedules.items()},
+        "cv_seconds_per_seed": [r["cv_seconds"] for r in runs],
+        "candidates": table,
+        "best_by_frontier_merit": chosen,
+        "shown": f"{chosen}, seed {runs[0]['seed']}",
+        **runs[0]["reports"][chosen],
     }
-    _write_outputs(report, f"MTRouter {folds}-fold cross-validation on {Path(data).name}", json_out, None)
+    title = f"MTRouter {folds}-fold cross-validation on {Path(data).name}"
+    if json_out is not None:
+        json_out = Path(json_out)
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        json_out.with_suffix(".txt").write_text(format_cross_validation(report, title))
     return report
+
+
+def _out_of_fold_baselines(
+    zx: np.ndarray,
+    truth: ev.OutcomeMatrix,
+    sessions: np.ndarray,
+    record_folds: Sequence[np.ndarray],
+    c_bar: float,
+    config: TrainConfig,
+) -> dict[str, ev.Estimates]:
+    """knn and linear estimates of every record from models fitted on the other folds."""
+    n, m = truth.score.shape
+    pooled = {f: ev.Estimates(np.zeros((n, m)), np.zeros((n, m))) for f in ("knn", "linear")}
+    for held in record_folds:
+        rest = np.setdiff1d(np.arange(n), held)
+        part = ev.OutcomeMatrix(truth.models, truth.score[rest], truth.cost[rest])
+        estimates, _ = baseline_estimates(zx[rest], part, sessions[rest], zx[held], c_bar, config)
+        for family, est in estimates.items():
+            pooled[family].score[held], pooled[family].cost_units[held] = est.score, est.cost_units
+    return pooled
+
+
+def format_cross_validation(report: Mapping[str, Any], title: str) -> str:
+    """The candidates table (mean [min, max] over seeds), then the shown candidate's first-seed report."""
+    seeds = report["seeds"]
+    lines = [
+        title,
+        f"seeds {seeds}, {report['folds']} folds by session; training seconds per seed "
+        f"{report['cv_seconds_per_seed']} (all candidates' folds, 2-core machine, 1 torch thread)",
+        "merit: mean out-of-fold frontier quality between the cheapest and the best single model's cost "
+        "(higher is better; `--estimator auto` picks by it)",
+        "",
+        f"{'candidate':<22} {'merit mean [min, max]':>28} {'ratio mean [min, max] (reached)':>40} "
+        f"{'margin vs knn mean [min]':>26} {'margin vs linear mean [min]':>28}",
+        "-" * 150,
+    ]
+
+    for kind, row in report["candidates"].items():
+        ratio = row.get("mtrouter_ratio")
+        lines.append(
+            f"{kind:<22} {_cell(row['frontier_merit'], 4):>28} "
+            f"{_cell(ratio, 3) + (' (' + ratio['defined'] + ')' if ratio else ''):>40} "
+            f"{_cell(row.get('margin_vs_knn'), 4, span=False):>26} "
+            f"{_cell(row.get('margin_vs_linear'), 4, span=False):>28}"
+        )
+    lines += ["", f"best by merit: {report['best_by_frontier_merit']}; shown below: {report['shown']}", ""]
+    return "\n".join(lines) + ev.format_report(report, title)
+
+
+def _cell(stats: Mapping[str, Any] | None, digits: int, span: bool = True) -> str:
+    """ "mean [min, max]" (or "mean [min]") of an `evaluate.spread`, "" when there is none."""
+    if stats is None:
+        return ""
+    low = ev.fmt_number(stats["min"], digits)
+    bounds = f"{low}, {ev.fmt_number(stats['max'], digits)}" if span else low
+    return f"{ev.fmt_number(stats['mean'], digits)} [{bounds}]"
 
 
 def mtbench_ablation(
@@ -389,6 +596,8 @@ def mtbench_ablation(
     config: TrainConfig | None = None,
     threads: int = 1,
     lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
+    stay_bonuses: Sequence[float] = STAY_BONUSES,
+    compare_with: Path | None = None,
     json_out: Path | None = None,
     plot: Path | None = None,
 ) -> dict[str, Any]:
@@ -396,23 +605,41 @@ def mtbench_ablation(
     validation over questions (sessions), repeated with `repeats` fold assignments and training seeds.
 
     Both variants use the same folds, seeds, turn-1 records and training config; only the rendering of
-    the turn-2 records differs. best-single and cheapest come from the training folds' turn-2 means."""
+    the turn-2 records differs. best-single and cheapest come from the training folds' turn-2 means.
+    Each repeat also replays both turns of every conversation with the full-history model's out-of-fold
+    estimates under each stay bonus (`stability.stay_bonus_sweep`): switches, quality and cost.
+    `compare_with` is an earlier ablation report (another packing, same folds, repeats and training
+    config) to set this packing's frontiers against (`compare_packings`)."""
+    check_stay_bonuses(stay_bonuses)
     config = config or TrainConfig()
+    other = json.loads(Path(compare_with).read_text()) if compare_with is not None else None
+    if other is not None and (other.get("folds"), other.get("repeats"), other.get("train_config")) != (
+        folds,
+        repeats,
+        asdict(config),
+    ):
+        raise ValueError(
+            f"{compare_with} was run with other folds, repeats or training config; rerun it with the "
+            "same --folds, --repeats and --seed to compare packings"
+        )
     records = read_records(Path(data))
     specs = load_pool(Path(models), records)
     encoder = make_encoder(embedder, packing, cache, minilm)
     variants = {"full": list(records), "last": [last_message_only(r) if r.turn > 1 else r for r in records]}
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    stability_runs: list[dict[str, Any]] = []
     for repeat in range(repeats):
         split = _folds([r.session for r in records], folds, seed=config.seed + 1000 * repeat)
+        run_config = replace(config, seed=config.seed + 1000 * repeat)
         for variant, recs in variants.items():
-            run_config = replace(config, seed=config.seed + 1000 * repeat)
             estimates, truth, means, seconds = _cross_validated(
                 recs, specs, encoder, split, run_config, threads, 2
             )
             report = ev.evaluate_policies(truth, estimates, means, lambdas=lambdas, seed=repeat)
             report["train_seconds"] = round(seconds, 2)
             runs[variant].append(report)
+        every_turn, truth, _, _ = _cross_validated(records, specs, encoder, split, run_config, threads, None)
+        stability_runs.append(stay_bonus_sweep(records, every_turn["mtrouter"], truth, lambdas, stay_bonuses))
     summary = {}
     for variant, reports in runs.items():
         ratios = [r["cost_ratio_at_best_single_quality"] for r in reports]
@@ -440,9 +667,25 @@ def mtbench_ablation(
             "at_or_above_per_repeat": [c["at_or_above"] for c in full_vs_last],
             "mean_margin_per_repeat": [c["mean_margin"] for c in full_vs_last],
             "min_margin_per_repeat": [c["min_margin"] for c in full_vs_last],
+            "repeats_at_or_above_on_average": sum(
+                c["mean_margin"] is not None and c["mean_margin"] >= 0 for c in full_vs_last
+            ),
+        },
+        "stability": {
+            "conversations": len(conversations(records)),
+            "repeats": repeats,
+            "stay_bonuses": list(stay_bonuses),
+            "mean_margin_vs_no_bonus": {
+                str(b): [run["mean_margin_vs_no_bonus"][str(b)] for run in stability_runs]
+                for b in stay_bonuses
+            },
+            "summary": summarise(stability_runs),
+            "runs": stability_runs,
         },
         "runs": runs,
     }
+    if other is not None:
+        report["versus_other_packing"] = compare_packings(report, other)
     if json_out is not None:
         json_out = Path(json_out)
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -459,6 +702,23 @@ def _mean(values: Sequence[float]) -> float | None:
 
 def _family(report: dict[str, Any], family: str) -> list[ev.PolicyResult]:
     return [ev.PolicyResult(**p) for p in report["policies"] if p["family"] == family]
+
+
+def compare_packings(report: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """This report's MTRouter frontier minus `other`'s at `other`'s Pareto points, per repeat, for each
+    variant. `last` isolates what the packing does to a lone message: one that fits the window renders
+    the same under every packing, a longer one is truncated by `split` and chunked by `turns`."""
+    versus: dict[str, Any] = {"other_encoder_id": other["encoder_id"]}
+    for variant in ("full", "last"):
+        margins = [
+            ev.compare_frontiers(_family(ours, "mtrouter"), _family(theirs, "mtrouter"))["mean_margin"]
+            for ours, theirs in zip(report["runs"][variant], other["runs"][variant], strict=True)
+        ]
+        versus[variant] = {
+            "mean_margin_per_repeat": margins,
+            "repeats_at_or_above_on_average": sum(m is not None and m >= 0 for m in margins),
+        }
+    return versus
 
 
 def format_ablation(report: dict[str, Any]) -> str:
@@ -480,8 +740,20 @@ def format_ablation(report: dict[str, Any]) -> str:
     margins = ", ".join(ev.fmt_number(x, 4) for x in fvl["mean_margin_per_repeat"])
     lines.append(
         "full-history frontier minus last-message frontier at the last-message Pareto points, mean margin "
-        f"per repeat: [{margins}], at or above: {fvl['at_or_above_per_repeat']}"
+        f"per repeat: [{margins}] (at or above on average in {fvl['repeats_at_or_above_on_average']} of "
+        f"{report['repeats']}), at or above at every point: {fvl['at_or_above_per_repeat']}"
     )
+    versus = report.get("versus_other_packing")
+    if versus is not None:
+        for variant in ("full", "last"):
+            v = versus[variant]
+            per_repeat = v["mean_margin_per_repeat"]
+            lines.append(
+                f"{variant} history, this packing's frontier minus {versus['other_encoder_id']}'s, mean "
+                f"margin per repeat: [{', '.join(ev.fmt_number(x, 4) for x in per_repeat)}] "
+                f"(at or above in {v['repeats_at_or_above_on_average']} of {len(per_repeat)})"
+            )
+    lines += ["", format_stability(report["stability"])]
     for variant, reports in report["runs"].items():
         lines.append("")
         lines.append(
@@ -521,7 +793,10 @@ def _plot_ablation(report: dict[str, Any], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("total cost of the 80 turn-2 decisions (USD, log scale)")
     ax.set_ylabel("quality (mean score / 10)")
-    ax.set_title("MT-Bench turn 2: full history vs last message (CV, all repeats)", fontsize=10)
+    packing = report["encoder_id"].split("packing=")[1].split("|")[0]
+    ax.set_title(
+        f"MT-Bench turn 2: full history vs last message ({packing} packing, CV, all repeats)", fontsize=10
+    )
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ Two prompt-size estimates, because the two errors cost differently:
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -115,6 +116,19 @@ class Pick:
     q_values: dict[str, float] = field(default_factory=dict)
 
 
+def greedy_model(
+    q_values: Mapping[str, float], last_model: str | None = None, stay_bonus: float = 0.0
+) -> str:
+    """argmax of Q with `stay_bonus` added to the conversation's previous model, so a switch must gain
+    more than the bonus: Q estimates are noisy, and a switch on a near-tie changes style mid-conversation
+    for no expected gain. Ties go to the earlier model (pool order)."""
+    names = list(q_values)
+    if not names:
+        raise ValueError("no model to pick from")
+    scored = {n: q + (stay_bonus if n == last_model else 0.0) for n, q in q_values.items()}
+    return max(names, key=lambda n: (scored[n], -names.index(n)))
+
+
 def pick(
     q_values: Mapping[str, float],
     beta: float,
@@ -123,12 +137,9 @@ def pick(
     stay_bonus: float = 0.0,
 ) -> Pick:
     """β-mixed choice over the allowed models (the keys of `q_values`, in pool order): the greedy
-    model with probability β, otherwise one drawn uniformly; ties go to the earlier model."""
+    model (`greedy_model`, with the stay bonus) with probability β, otherwise one drawn uniformly."""
     names = list(q_values)
-    if not names:
-        raise ValueError("no model to pick from")
-    scored = {n: q + (stay_bonus if n == last_model else 0.0) for n, q in q_values.items()}
-    greedy = max(names, key=lambda n: (scored[n], -names.index(n)))
+    greedy = greedy_model(q_values, last_model, stay_bonus)
     if len(names) == 1:
         return Pick(greedy, 1.0, "only", greedy, dict(q_values))
     explore = rng.random() >= beta
@@ -149,3 +160,23 @@ def fallback_order(
         fallback_model = max(windows, key=lambda m: m.context_window or 0).name if windows else None
     rest = sorted((n for n in q_values if n not in (chosen, fallback_model)), key=lambda n: -q_values[n])
     return [chosen, *([fallback_model] if fallback_model and fallback_model != chosen else []), *rest]
+
+
+@dataclass(frozen=True)
+class SwitchStats:
+    """How often a policy changes model within a conversation."""
+
+    conversations: int
+    mean_switches: float  # model changes per conversation
+    share_switching: float  # conversations with at least one change
+
+
+def switches(models: Sequence[str]) -> int:
+    """Model changes along one conversation's calls, in order."""
+    return sum(a != b for a, b in itertools.pairwise(models))
+
+
+def switch_stats(conversations: Sequence[Sequence[str]]) -> SwitchStats:
+    counts = [switches(models) for models in conversations]
+    n = len(counts)
+    return SwitchStats(n, sum(counts) / n if n else 0.0, sum(c > 0 for c in counts) / n if n else 0.0)

@@ -4,6 +4,8 @@ Before any checkpoint is promoted, Q comes from the pool's quality priors and pr
 no embedding needed). Once `mcp-router train` promotes one, the history is embedded and the trained
 estimator gives Q = ŝ − λ·(exp(ĉ) − 1) (stage `checkpoint`). Either way the choice is β-mixed and
 its propensity is returned for the log. torch and the embedder load only when a checkpoint does.
+A checkpoint is served with the encoder it was trained with (its `encoder_id`: embedder, packing,
+window); the configured `embedder`/`packing` are what the next `train --from-db` uses.
 """
 
 from __future__ import annotations
@@ -127,22 +129,25 @@ class ModelRouter:
     def _load(self, row: Mapping[str, Any]) -> None:
         self._tried = row["checkpoint_id"]
         from mcp_router.routing.mtrouter.checkpoint import Checkpoint
+        from mcp_router.routing.mtrouter.embed import encoder_from_id
 
         try:
             checkpoint = Checkpoint.load(Path(row["path"])).with_pool(self.pool)
-            encoder = build_encoder(self.params.embedder, self.params.packing, self.cache, self.minilm)
+            # The checkpoint's own encoder, packing included: a checkpoint trained before the configured
+            # packing changed keeps serving as trained, and one from other embedder weights is refused.
+            encoder = encoder_from_id(str(checkpoint.meta.get("encoder_id")), self.cache, self.minilm)
             encoder.embedder.embed(["warm-up"])  # load the embedder here, not on the first decision
         except (OSError, ValueError) as exc:
-            log.warning("checkpoint %s not used: %s", row["checkpoint_id"], exc)
+            log.warning("checkpoint %s not used (keeping the previous policy): %s", row["checkpoint_id"], exc)
             return
-        if checkpoint.meta.get("encoder_id") != encoder.encoder_id:
-            log.warning(
-                "checkpoint %s was trained on %s, the server embeds with %s; keeping the previous policy",
+        if encoder.packing != self.params.packing:
+            log.info(
+                "checkpoint %s embeds with its own packing %r; the configured %r applies from the next "
+                "checkpoint `mcp-router train --from-db` trains",
                 row["checkpoint_id"],
-                checkpoint.meta.get("encoder_id"),
-                encoder.encoder_id,
+                encoder.packing,
+                self.params.packing,
             )
-            return
         self.checkpoint, self.checkpoint_id, self.encoder = checkpoint, row["checkpoint_id"], encoder
         log.info("MTRouter: serving checkpoint %s", self.checkpoint_id)
 

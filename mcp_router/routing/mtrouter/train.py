@@ -1,4 +1,10 @@
-"""Offline fitting of an MTRouter network on logged steps (reference §7.3–§7.5, §11.2).
+"""Fitting the staged MTRouter estimator on logged steps (reference §7.3–§7.5, §11.2, §11.4).
+
+`fit` trains the MLP network (stage 2); `fit_ridge` the per-model ridge (stage 1); `fit_estimator`
+either, their average (`ensemble`), or - with `auto` - the one that cross-validates best on the
+training rows alone: ridge while there are too few rows for the MLP (the reference's stage-2 entry
+condition), else whichever of ridge, MLP and ensemble wins on episode-grouped folds under a criterion
+the caller gives (full-information data: the quality-cost frontier; logged bandit data: held-out MSE).
 
 Only the logged action of each step is supervised: the loss is the IPS-weighted squared error of the
 score head against S'_t and of the cost head against log(1 + C̃_t), plus the residual regulariser.
@@ -15,7 +21,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,9 +29,13 @@ import numpy as np
 import torch
 
 from mcp_router.cpu import torch_threads
+from mcp_router.routing.mtrouter import ridge
 from mcp_router.routing.mtrouter.checkpoint import Checkpoint, PoolMismatch, state_hash
 from mcp_router.routing.mtrouter.network import MTRouterNet
 from mcp_router.routing.mtrouter.pool import MetaNorm, ModelSpec, meta_features, spec_to_dict
+from mcp_router.routing.mtrouter.train_config import ESTIMATORS, TrainConfig
+
+__all__ = ["ESTIMATORS", "TrainConfig", "TrainingSet", "fit", "fit_estimator", "fit_ridge"]
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +52,16 @@ _FIT_KEYS = (
     "created_at",
     "checkpoint_id",
     "masked",
+    "ridge_fit",
+    "selection",
+    "fit_seconds",
 )
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    batch_size: int = 64
-    epochs: int = 100
-    patience: int = 3  # epochs without a better validation loss before stopping
-    val_fraction: float = 0.1  # of distinct episodes
-    residual_weight: float = 1e-4  # w in w·‖U‖²_F (the authors' training config; their code default is 1e-2)
-    kappa: float = 1.0  # weight of the cost head's loss
-    min_lr: float = 1e-5  # end of the cosine schedule
-    grad_clip: float = 1.0
-    seed: int = 0
+DEFAULT_CONFIG = TrainConfig()
+RIDGE_VAL_FRACTION = 0.1  # sessions held out to choose the ridge's α when the config holds none out
+CV_FOLDS = 5
+# Stage 2 entry (reference §11.4): below these the MLP is not even cross-validated, ridge serves
+MLP_MIN_ROWS = 2000
+MLP_MIN_ROWS_PER_MODEL = 50
 
 
 @dataclass
@@ -74,6 +78,16 @@ class TrainingSet:
 
     def __len__(self) -> int:
         return len(self.model_idx)
+
+    def subset(self, rows: np.ndarray) -> TrainingSet:
+        return TrainingSet(
+            self.zx[rows],
+            self.model_idx[rows],
+            self.score[rows],
+            self.cost[rows],
+            self.weight[rows],
+            self.episode[rows],
+        )
 
     def check(self, n_models: int) -> None:
         n = len(self.model_idx)
@@ -147,7 +161,7 @@ def _initial_net(
     frozen table, its metadata rows refreshed from `specs`) for a warm start."""
     names = tuple(s.name for s in specs)
     feats = np.stack([meta_features(s) for s in specs])
-    if init is None:
+    if init is None or init.net is None:  # a ridge checkpoint has no network to warm-start from
         norm = MetaNorm.fit(specs)
         return MTRouterNet(data.zx.shape[1], norm.apply(feats)), norm
     if init.pool != names or init.masked:
@@ -155,10 +169,10 @@ def _initial_net(
             f"warm start needs the checkpoint's pool {list(init.pool)} (masked: {list(init.masked)}), "
             f"got {list(names)}; train from scratch for a different pool"
         )
-    if init.net.zx_dim != data.zx.shape[1] or init.meta.get("encoder_id") != encoder_id:
+    if init.zx_dim != data.zx.shape[1] or init.meta.get("encoder_id") != encoder_id:
         raise ValueError(
             f"warm start from checkpoint {init.checkpoint_id} (encoder {init.meta.get('encoder_id')!r}, "
-            f"zx_dim {init.net.zx_dim}) with encoder {encoder_id!r}, zx_dim {data.zx.shape[1]}; "
+            f"zx_dim {init.zx_dim}) with encoder {encoder_id!r}, zx_dim {data.zx.shape[1]}; "
             "embed with the checkpoint's encoder or train from scratch"
         )
     norm = init.meta_norm
@@ -173,7 +187,7 @@ def fit(
     *,
     encoder_id: str,
     c_bar: float,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig = DEFAULT_CONFIG,
     init: Checkpoint | None = None,
     extra_meta: Mapping[str, Any] | None = None,
     threads: int = 1,
@@ -190,9 +204,7 @@ def fit(
     """
     started = time.monotonic()
     data.check(len(pool))
-    clash = set(extra_meta or {}) & set(_FIT_KEYS)
-    if clash:
-        raise ValueError(f"extra_meta may not set {sorted(clash)}: fit writes those keys")
+    _check_extra(extra_meta)
     train_rows, val_rows = split_by_episode(data.episode, config.val_fraction, config.seed)
     tensors = {
         "zx": torch.from_numpy(np.ascontiguousarray(data.zx, dtype=np.float32)),
@@ -252,19 +264,6 @@ def fit(
         "score_mse": best[1] if best else None,
         "cost_mse": best[2] if best else None,
     }
-    meta: dict[str, Any] = {
-        "encoder_id": encoder_id,
-        "zx_dim": net.zx_dim,
-        "c_bar": c_bar,
-        "meta_norm": norm.to_dict(),
-        "specs": [spec_to_dict(s) for s in pool],
-        "train": asdict(config),
-        "validation": validation,
-        "parent": init.checkpoint_id if init is not None else None,
-        "created_at": time.time(),
-        "checkpoint_id": state_hash(net),
-        "masked": [],
-    }
     log.info(
         "mtrouter fit: %d epochs in %.1fs, val score MSE %s, cost MSE %s",
         epochs_run,
@@ -272,5 +271,269 @@ def fit(
         validation["score_mse"],
         validation["cost_mse"],
     )
-    meta = {"watermark": None, **(extra_meta or {}), **meta}
-    return Checkpoint(net=net, pool=tuple(s.name for s in pool), meta=meta)
+    meta = _meta(data, pool, norm, encoder_id, c_bar, config, init, extra_meta)
+    checkpoint = Checkpoint(net=net, pool=tuple(s.name for s in pool), meta=meta)
+    meta.update(validation=validation, checkpoint_id=state_hash(net))
+    return checkpoint
+
+
+def _meta(
+    data: TrainingSet,
+    pool: Sequence[ModelSpec],
+    norm: MetaNorm,
+    encoder_id: str,
+    c_bar: float,
+    config: TrainConfig,
+    init: Checkpoint | None,
+    extra_meta: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The meta every estimator kind records (validation and checkpoint_id are the caller's)."""
+    meta = {
+        "encoder_id": encoder_id,
+        "zx_dim": int(data.zx.shape[1]),
+        "c_bar": c_bar,
+        "meta_norm": norm.to_dict(),
+        "specs": [spec_to_dict(s) for s in pool],
+        "train": asdict(config),
+        "parent": init.checkpoint_id if init is not None else None,
+        "created_at": time.time(),
+        "masked": [],
+    }
+    return {"watermark": None, **(extra_meta or {}), **meta}
+
+
+def _check_extra(extra_meta: Mapping[str, Any] | None) -> None:
+    clash = set(extra_meta or {}) & set(_FIT_KEYS)
+    if clash:
+        raise ValueError(f"extra_meta may not set {sorted(clash)}: fit writes those keys")
+
+
+def _weighted_loss(
+    score: np.ndarray, cost: np.ndarray, data: TrainingSet, kappa: float
+) -> tuple[float, float, float]:
+    """(score MSE + κ·cost MSE, score MSE, cost MSE) of [n, M] predictions on the logged model of each
+    row, IPS-weighted like the MLP's validation loss."""
+    rows = np.arange(len(data))
+    s_err = (score[rows, data.model_idx] - data.score) ** 2
+    c_err = (cost[rows, data.model_idx] - data.cost) ** 2
+    s_mse, c_mse = (
+        float(np.average(s_err, weights=data.weight)),
+        float(np.average(c_err, weights=data.weight)),
+    )
+    return s_mse + kappa * c_mse, s_mse, c_mse
+
+
+def fit_ridge(
+    data: TrainingSet,
+    pool: Sequence[ModelSpec],
+    *,
+    encoder_id: str,
+    c_bar: float,
+    config: TrainConfig = DEFAULT_CONFIG,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> Checkpoint:
+    """Stage 1: per-model ridge of the score and log-cost targets on z_x. α is the one with the lowest
+    validation loss on held-out sessions (`config.val_fraction`, else 10 %, seeded by `config.seed`);
+    the returned fit uses every row with that α."""
+    started = time.monotonic()
+    data.check(len(pool))
+    _check_extra(extra_meta)
+    m = len(pool)
+    train_rows, val_rows = split_by_episode(
+        data.episode, config.val_fraction or RIDGE_VAL_FRACTION, config.seed
+    )
+    losses: dict[float, float] = {}
+    if len(val_rows):
+        fit_part, val = data.subset(train_rows), data.subset(val_rows)
+        path = ridge.fit_path(
+            fit_part.zx, fit_part.model_idx, fit_part.score, fit_part.cost, fit_part.weight, m
+        )
+        for est in path:
+            score, cost = est.predict(val.zx)
+            known = est.fitted[val.model_idx]  # a model with no fitting rows cannot be scored
+            if known.any():
+                losses[est.alpha] = _weighted_loss(
+                    score[known], cost[known], val.subset(np.flatnonzero(known)), config.kappa
+                )[0]
+    alpha = min(losses, key=losses.__getitem__) if losses else ridge.ALPHAS[len(ridge.ALPHAS) // 2]
+    (est,) = ridge.fit_path(data.zx, data.model_idx, data.score, data.cost, data.weight, m, [alpha])
+    norm = MetaNorm.fit(pool)
+    meta = _meta(data, pool, norm, encoder_id, c_bar, config, None, extra_meta)
+    score, cost = est.predict(data.zx)
+    known = est.fitted[data.model_idx]
+    meta["ridge_fit"] = {"alpha": alpha, "val_loss_by_alpha": {str(a): v for a, v in losses.items()}}
+    meta["validation"] = {
+        "seconds": round(time.monotonic() - started, 3),
+        "train_rows": len(data),
+        "val_rows": len(val_rows),
+        "train_loss": _weighted_loss(
+            score[known], cost[known], data.subset(np.flatnonzero(known)), config.kappa
+        )[0],
+        "val_loss": losses.get(alpha),
+    }
+    meta["checkpoint_id"] = state_hash(None, est)
+    log.info("mtrouter ridge: alpha %g in %.1fs", alpha, meta["validation"]["seconds"])
+    return Checkpoint(net=None, pool=tuple(s.name for s in pool), meta=meta, ridge=est)
+
+
+def combine(mlp: Checkpoint, stage1: Checkpoint) -> Checkpoint:
+    """The ensemble: the MLP's meta with the ridge's fit recorded beside it."""
+    meta = {**mlp.meta, "ridge_fit": {**stage1.meta["ridge_fit"], "validation": stage1.meta["validation"]}}
+    meta["checkpoint_id"] = state_hash(mlp.net, stage1.ridge)
+    return Checkpoint(net=mlp.net, pool=mlp.pool, meta=meta, ridge=stage1.ridge)
+
+
+# ------------------------------------------------------------------ the staged choice
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Out-of-fold estimates of one estimator kind for every training row: score and cost [n, M]."""
+
+    score: np.ndarray
+    cost: np.ndarray
+
+
+# {kind: out-of-fold predictions} -> {kind: figure of merit, higher is better}
+Criterion = Callable[[Mapping[str, Predictions]], dict[str, float]]
+
+
+def episode_folds(episode: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """Row indices of `k` folds of whole episodes (seeded); fewer folds when there are fewer episodes."""
+    episode = np.asarray(episode).astype(str)
+    names = np.random.default_rng(seed).permutation(np.unique(episode))
+    k = min(k, len(names))
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 episodes, got {len(names)}")
+    return [np.flatnonzero(np.isin(episode, names[i::k])) for i in range(k)]
+
+
+def cross_validate(
+    data: TrainingSet,
+    pool: Sequence[ModelSpec],
+    *,
+    encoder_id: str,
+    c_bar: float,
+    configs: Mapping[str, TrainConfig],
+    folds: Sequence[np.ndarray],
+    threads: int = 1,
+) -> tuple[dict[str, Predictions], float]:
+    """Out-of-fold predictions of the ridge, of the MLP under each named config (`configs`, e.g.
+    {"mlp": cfg}), and of each MLP averaged with the ridge ("ensemble" for "mlp", "ensemble[x]" for
+    "mlp[x]"), plus the seconds spent fitting. Fold f trains with seed config.seed + f."""
+    n, m = len(data), len(pool)
+    names = [s.name for s in pool]
+    out: dict[str, Predictions] = {}
+    started = time.monotonic()
+    for f, held in enumerate(folds):
+        rest = data.subset(np.setdiff1d(np.arange(n), held))
+        zx = data.zx[held]
+        base = next(iter(configs.values()), DEFAULT_CONFIG)
+        stage1 = fit_ridge(rest, pool, encoder_id=encoder_id, c_bar=c_bar, config=_reseed(base, f))
+        fold = {"ridge": stage1}
+        for name, config in configs.items():
+            mlp = fit(
+                rest, pool, encoder_id=encoder_id, c_bar=c_bar, config=_reseed(config, f), threads=threads
+            )
+            fold[name] = mlp
+            fold[name.replace("mlp", "ensemble", 1)] = combine(mlp, stage1)
+        for kind, checkpoint in fold.items():
+            pred = out.setdefault(kind, Predictions(np.zeros((n, m)), np.zeros((n, m))))
+            pred.score[held], pred.cost[held] = checkpoint.predict(zx, names)
+    return out, time.monotonic() - started
+
+
+def _reseed(config: TrainConfig, offset: int) -> TrainConfig:
+    return TrainConfig(**{**asdict(config), "seed": config.seed + offset})
+
+
+def mse_criterion(data: TrainingSet, kappa: float) -> Criterion:
+    """For logged (bandit) data, where only the chosen model's outcome is known: minus the held-out
+    weighted loss on the logged model."""
+
+    def merit(predictions: Mapping[str, Predictions]) -> dict[str, float]:
+        return {k: -_weighted_loss(p.score, p.cost, data, kappa)[0] for k, p in predictions.items()}
+
+    return merit
+
+
+def mlp_stage_reached(data: TrainingSet, n_models: int) -> tuple[bool, str]:
+    """The reference's stage-2 entry: enough rows overall and for every model."""
+    per_model = np.bincount(data.model_idx, minlength=n_models)
+    ok = len(data) >= MLP_MIN_ROWS and per_model.min() >= MLP_MIN_ROWS_PER_MODEL
+    return bool(ok), (
+        f"{len(data)} rows (stage 2 needs {MLP_MIN_ROWS}), fewest for one model {int(per_model.min())} "
+        f"(needs {MLP_MIN_ROWS_PER_MODEL})"
+    )
+
+
+def fit_estimator(
+    data: TrainingSet,
+    pool: Sequence[ModelSpec],
+    *,
+    estimator: str = "auto",
+    encoder_id: str,
+    c_bar: float,
+    config: TrainConfig = DEFAULT_CONFIG,
+    init: Checkpoint | None = None,
+    extra_meta: Mapping[str, Any] | None = None,
+    threads: int = 1,
+    folds: int = CV_FOLDS,
+    criterion: Criterion | None = None,
+) -> Checkpoint:
+    """A checkpoint of kind `estimator` (one of `ESTIMATORS`). `auto` chooses ridge below the stage-2
+    entry condition, else the kind with the best `criterion` (default `mse_criterion`) on `folds`
+    episode-grouped folds of `data`; ties go to the simpler kind. The choice and the figures behind
+    it are in meta["selection"]. `init` warm-starts the MLP only."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, not {estimator!r}")
+    started = time.monotonic()
+    data.check(len(pool))
+    _check_extra(extra_meta)
+    selection: dict[str, Any] = {"requested": estimator}
+    kind = estimator
+    if estimator == "auto":
+        reached, why = mlp_stage_reached(data, len(pool))
+        selection["stage_rule"] = why
+        if not reached:
+            kind = "ridge"
+        else:
+            split = episode_folds(data.episode, folds, config.seed)
+            oof, seconds = cross_validate(
+                data,
+                pool,
+                encoder_id=encoder_id,
+                c_bar=c_bar,
+                configs={"mlp": config},
+                folds=split,
+                threads=threads,
+            )
+            merit = (criterion or mse_criterion(data, config.kappa))(oof)
+            kind = max(("ridge", "mlp", "ensemble"), key=lambda k: merit[k])  # first maximum: the simpler
+            selection.update(folds=len(split), cv_seconds=round(seconds, 2), merit=merit)
+    selection["chosen"] = kind
+    stage1 = (
+        fit_ridge(data, pool, encoder_id=encoder_id, c_bar=c_bar, config=config, extra_meta=extra_meta)
+        if kind != "mlp"
+        else None
+    )
+    mlp = (
+        fit(
+            data,
+            pool,
+            encoder_id=encoder_id,
+            c_bar=c_bar,
+            config=config,
+            init=init,
+            extra_meta=extra_meta,
+            threads=threads,
+        )
+        if kind != "ridge"
+        else None
+    )
+    checkpoint = combine(mlp, stage1) if mlp and stage1 else (mlp or stage1)
+    assert checkpoint is not None  # kind is one of ridge, mlp, ensemble here
+    checkpoint.meta["selection"] = selection
+    checkpoint.meta["fit_seconds"] = round(time.monotonic() - started, 2)
+    log.info("mtrouter estimator: %s (%s)", kind, selection)
+    return checkpoint

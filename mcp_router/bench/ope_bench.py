@@ -46,8 +46,9 @@ from mcp_router.routing.mtrouter.checkpoint import Checkpoint, value
 from mcp_router.routing.mtrouter.data import RoutingRecord, convert_llmrouter, read_records
 from mcp_router.routing.mtrouter.policy import admit, prior_values
 from mcp_router.routing.mtrouter.router import ModelRouter, build_encoder
+from mcp_router.serving.planner import decision_step
 from mcp_router.serving.runtime import model_params
-from mcp_router.store import AttemptRecord, CallRecord, StepRecord, Store
+from mcp_router.store import AttemptRecord, CallRecord, Store
 from mcp_router.store.model_log import ModelLog
 
 log = logging.getLogger("mcp_router.bench.ope")
@@ -149,25 +150,8 @@ def replay(
                 messages = [dict(m) for m in record.messages]
                 decision = router.decide(messages, MAX_TOKENS, None)
                 outcome = record.outcomes[decision.model]
-                allowed = decision.admission.allowed
-                step = StepRecord(
-                    session_id=record.session,
-                    turn=decision.turn,
-                    chosen_model=decision.model,
-                    propensity=decision.propensity,
-                    policy=decision.policy,
-                    stage=decision.stage,
-                    checkpoint_id=decision.checkpoint_id,
-                    lam=params.lam,
-                    q_values=decision.q_values,
-                    excluded=decision.admission.excluded,
-                    history=messages,
-                    task=decision.task,
-                    obs_rules=decision.obs_rules,
-                    budget_usd=None,
-                    spent_before_usd=0.0,
-                    est_cost_usd=allowed[decision.model].est_cost_usd,
-                    max_tokens=allowed[decision.model].max_tokens,
+                step = replace(
+                    decision_step(decision, record.session, messages, params.lam, None, 0.0),
                     served_model=decision.model,
                     prompt_tokens=1,
                     completion_tokens=MAX_TOKENS,

@@ -223,25 +223,7 @@ class Planner:
                         temperature=request.temperature,
                     )
         first = [e for e, m in model_of.items() if m == decision.model]
-        step = StepRecord(
-            session_id=session,
-            turn=decision.turn,
-            chosen_model=decision.model,
-            propensity=decision.propensity,
-            policy=decision.policy,
-            stage=decision.stage,
-            checkpoint_id=decision.checkpoint_id,
-            lam=self.router.params.lam,
-            q_values=decision.q_values,
-            excluded=decision.admission.excluded,
-            history=messages,
-            task=decision.task,
-            obs_rules=decision.obs_rules,
-            budget_usd=budget,
-            spent_before_usd=spent,
-            est_cost_usd=allowed[decision.model].est_cost_usd,
-            max_tokens=allowed[decision.model].max_tokens,
-        )
+        step = decision_step(decision, session, messages, self.router.params.lam, budget, spent)
         return Plan(
             cost_bound={e: allowed[m].est_cost_usd for e, m in model_of.items()},
             first=first,
@@ -252,6 +234,38 @@ class Planner:
             remaining_usd=remaining,
             settle=settle,
         )
+
+
+def decision_step(
+    decision: ModelDecision,
+    session: str,
+    messages: list[dict[str, str]],
+    lam: float,
+    budget: float | None,
+    spent: float,
+) -> StepRecord:
+    """The step a decision is logged as, before its call has run (the served model and tokens are
+    filled in when it has): what `train --from-db` and `eval --from-db` later read, propensity and all."""
+    allowed = decision.admission.allowed[decision.model]
+    return StepRecord(
+        session_id=session,
+        turn=decision.turn,
+        chosen_model=decision.model,
+        propensity=decision.propensity,
+        policy=decision.policy,
+        stage=decision.stage,
+        checkpoint_id=decision.checkpoint_id,
+        lam=lam,
+        q_values=decision.q_values,
+        excluded=decision.admission.excluded,
+        history=messages,
+        task=decision.task,
+        obs_rules=decision.obs_rules,
+        budget_usd=budget,
+        spent_before_usd=spent,
+        est_cost_usd=allowed.est_cost_usd,
+        max_tokens=allowed.max_tokens,
+    )
 
 
 def _worst_case(decision: ModelDecision) -> float:

@@ -164,28 +164,14 @@ def make_policy(
         return Fixed(arms, gold, latency, name.removeprefix(FIXED_PREFIX))
     if name == "oracle":
         return Oracle(arms, gold, latency)
-    if name.endswith(NO_CONTEXT_SUFFIX):
-        inner = name.removesuffix(NO_CONTEXT_SUFFIX)
-        return WithoutContext(
-            make_policy(
-                inner,
-                arms,
-                tool=tool,
-                l_ref_s=l_ref_s,
-                capacity=capacity,
-                seed=seed,
-                gold=gold,
-                queries=queries,
-                latency=latency,
-                extra=extra,
-            )
-        )
-    base, params = parse_variant(name)
+    blind = name.endswith(NO_CONTEXT_SUFFIX)  # `lqm-nocontext`, `lqm:alpha=0.1-nocontext`
+    base, params = parse_variant(name.removesuffix(NO_CONTEXT_SUFFIX))
     try:
         from mcp_router.routing import build_router
 
-        return build_router(
+        router = build_router(
             base, tool, list(arms), l_ref_s=l_ref_s, capacity=dict(capacity or {}), seed=seed, params=params
         )
     except Exception as exc:
         raise ValueError(f"cannot build policy {name!r}: {type(exc).__name__}: {exc}") from exc
+    return WithoutContext(router) if blind else router

@@ -324,9 +324,10 @@ def bench_data(args: argparse.Namespace) -> SciFact:
     return load_scifact(data_dir() / "scifact").subset(getattr(args, "sample", 0) or 0)
 
 
-def build_spec(args: argparse.Namespace, progress: bool = True) -> BenchSpec:
+def build_spec(args: argparse.Namespace, progress: bool = True, data: SciFact | None = None) -> BenchSpec:
+    """The scenario over `data` (default: `bench_data(args)`)."""
     root = data_dir() / "scifact"
-    data = bench_data(args)
+    data = bench_data(args) if data is None else data
     table, cache_path, hit = arm_table(data, progress)
     if table.query_ids != data.query_ids:
         raise RuntimeError(f"cache {cache_path} does not match the queries; delete it")

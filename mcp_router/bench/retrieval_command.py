@@ -26,18 +26,18 @@ from mcp_router.bench import runner
 from mcp_router.bench.context_headroom import context_headroom, format_headroom
 from mcp_router.bench.metrics import ci95
 from mcp_router.bench.policies import ALL_POLICIES, NO_CONTEXT_SUFFIX
-from mcp_router.bench.retrieval import ARMS, arm_table, bench_data, build_spec
+from mcp_router.bench.retrieval import ARMS, SciFact, arm_table, bench_data, build_spec
 from mcp_router.bench.runner import BenchSpec
 
 LQM = "lqm"
 SW_UCB_MARGIN = 0.029  # issue 13's bar: lqm at least this much above sw-ucb
 
 
-def use_local_judge(spec: BenchSpec, args: argparse.Namespace) -> None:
+def use_local_judge(spec: BenchSpec, data: SciFact) -> None:
     """Make `spec`'s routers learn from the local judge's grades instead of the simulated judge."""
     from mcp_router.bench.retrieval_judged import local_judge_rewards
 
-    rewards, path, hit = local_judge_rewards(bench_data(args))
+    rewards, path, hit = local_judge_rewards(data)
     print(f"bench: local judge grades {'loaded from' if hit else 'written to'} {path}", file=sys.stderr)
     spec.judged = rewards
     spec.params.update(
@@ -109,23 +109,23 @@ def comparisons(report: dict[str, Any], headroom: dict[str, dict[str, Any]]) -> 
     return lines
 
 
-def feature_sets(args: argparse.Namespace, spec: BenchSpec) -> dict[str, np.ndarray]:
+def feature_sets(data: SciFact, spec: BenchSpec) -> dict[str, np.ndarray]:
     """The routers' own features, and the full MiniLM sentence vector they are a cheap sketch of: if
     even that carries no per-query signal about which arm wins, no feature built from it will."""
-    table, _, _ = arm_table(bench_data(args), progress=False)
+    table, _, _ = arm_table(data, progress=False)
     minilm = np.column_stack([np.ones(len(table.embeddings)), table.embeddings])
     return {"router features": spec.X, "MiniLM sentence vector (384-d) + bias": minilm}
 
 
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    spec = build_spec(args)
+    data = bench_data(args)
+    spec = build_spec(args, data=data)
     if getattr(args, "judge", "simulated") == "local":
-        use_local_judge(spec, args)
-    split = bench_data(args).query_split
+        use_local_judge(spec, data)
     headroom = {
-        name: context_headroom(X, spec.gold, split, spec.arms, spec.arm_latency, spec.l_ref_s)
-        for name, X in feature_sets(args, spec).items()
+        name: context_headroom(X, spec.gold, data.query_split, spec.arms, spec.arm_latency, spec.l_ref_s)
+        for name, X in feature_sets(data, spec).items()
     }
     return runner.main(
         spec, args, started, ALL_POLICIES, findings=lambda report: comparisons(report, headroom)

@@ -4,6 +4,7 @@ and the two checks read from what it reports."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -87,6 +88,7 @@ def test_a_short_first_run_through_a_real_server(tmp_path, capsys):
     assert set(report["arms"]) == {"bm25", "dense", "hybrid"}
     assert sum(report["last_policies"].values()) == 3
     assert (tmp_path / "w" / "router.db").is_file()
+    assert report["machine"]["cores"] == os.cpu_count()
     assert "policies of the last 3 decisions" in capsys.readouterr().out
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 
 from mcp_router.bench.output import publish, quiet_clients
+from mcp_router.bench.overhead.machine import load_average, machine
 from mcp_router.bench.overhead.servers import explained, stdio_client_for
 from mcp_router.bench.paths import data_dir
 from mcp_router.store import Store
@@ -105,6 +106,7 @@ async def _drained(client: Any) -> dict[str, Any]:
 
 async def run(calls: int, last: int, pace_s: float, seed: int, workdir: Path) -> dict[str, Any]:
     texts = questions(calls, seed)
+    at_start = machine()
     log = workdir / "server.log"
     outcomes: list[dict[str, Any]] = []
     spawned = time.perf_counter()
@@ -129,7 +131,9 @@ async def run(calls: int, last: int, pace_s: float, seed: int, workdir: Path) ->
         decisions = [c["decision"] for c in store.recent_calls(last, tool="retrieve")]
     finally:
         store.close()
-    return summarise(outcomes, decisions, stats, last, wall_s)
+    report = summarise(outcomes, decisions, stats, last, wall_s)
+    report["machine"] = {**at_start, "load_average_at_end": load_average()}
+    return report
 
 
 def learned(decision: dict[str, Any]) -> bool:
@@ -183,6 +187,12 @@ def render(report: dict[str, Any]) -> str:
         mean = "-" if a["quality_mean"] is None else f"{a['quality_mean']:.3f}"
         lines.append(f"{arm:<12} {a['calls'] or 0:>6} {a['quality_n']:>7} {mean:>8}")
     lines += [f"check {name}: {'pass' if ok else 'FAIL'}" for name, ok in report["checks"].items()]
+    if "machine" in report:  # call latencies and wall time depend on it; the checks should not
+        m = report["machine"]
+        lines.append(
+            f"machine: {m['cores']} cores, load average at start {m['load_average_at_start']}, "
+            f"at end {m['load_average_at_end']}"
+        )
     return "\n".join(lines)
 
 

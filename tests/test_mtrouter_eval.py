@@ -106,7 +106,8 @@ MODELS = {
     CHEAP: {"input_cost_per_token": 1e-7, "output_cost_per_token": 1e-7, "context_window": 8192},
     STRONG: {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, "context_window": 8192},
 }
-FAST = TrainConfig(epochs=40, patience=8, lr=3e-3)
+# one member: these tests are about history and the ablation, not the bag
+FAST = TrainConfig(epochs=40, patience=8, lr=3e-3, members=1)
 
 
 def synthetic_single_turn(n: int, seed: int) -> list[RoutingRecord]:

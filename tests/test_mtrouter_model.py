@@ -25,7 +25,7 @@ GPT5 = ModelSpec(
     knowledge_cutoff="2024-09-30",
 )
 D = 12
-FAST = TrainConfig(epochs=25, patience=25, val_fraction=0.2, lr=3e-3, seed=0)
+FAST = TrainConfig(epochs=25, patience=25, val_fraction=0.2, lr=3e-3, seed=0, members=1)
 
 
 # ---------------------------------------------------------------- pool
@@ -144,7 +144,56 @@ def test_extended_network_keeps_existing_models() -> None:
     bigger = net.extended(np.ones((2, 8), dtype=np.float32)).eval()
     zx = torch.randn(4, D)
     assert torch.allclose(bigger(zx)[0][:, :3], net(zx)[0], atol=1e-6)
-    assert bigger.n_models == 5 and torch.count_nonzero(bigger.residual.weight[3:]) == 0
+    assert bigger.n_models == 5 and torch.count_nonzero(bigger.residual.weight[:, 3:]) == 0
+
+
+def test_a_bag_serves_the_mean_of_members_that_differ() -> None:
+    torch.manual_seed(0)
+    net = MTRouterNet(D, np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32), members=3).eval()
+    zx = torch.randn(5, D)
+    each_s, each_c = net.member_outputs(zx)
+    assert each_s.shape == each_c.shape == (3, 5, 3)
+    assert not torch.allclose(each_s[0], each_s[1])  # initialised apart
+    s, c = net(zx)
+    assert torch.allclose(s, each_s.mean(0), atol=1e-6) and torch.allclose(c, each_c.mean(0), atol=1e-6)
+    picked = torch.tensor([0, 2, 1, 1, 0])
+    assert torch.allclose(net(zx, picked)[0], s[torch.arange(5), picked], atol=1e-6)
+    with pytest.raises(ValueError, match="members"):
+        MTRouterNet(D, np.zeros((2, 8), dtype=np.float32), members=0)
+
+
+def test_bag_members_get_their_own_gradients_and_clipping() -> None:
+    torch.manual_seed(0)
+    net = MTRouterNet(D, np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32), members=2)
+    net.residual.weight.data.normal_()
+    score, _ = net.member_outputs(torch.randn(6, D), torch.tensor([0, 1, 2, 0, 1, 2]))
+    (100 * score[0].sum()).backward()  # a loss on member 0 alone
+    grads = [p.grad for p in net.parameters() if p.grad is not None]  # the cost head had no loss
+    assert all(torch.count_nonzero(g[1]) == 0 for g in grads)
+    assert sum(float(g[0].pow(2).sum()) for g in grads) > 1.0
+    for g in grads:
+        g[1] = 1e-4  # member 1: a small gradient, under the clip
+    small = [g[1].clone() for g in grads]
+    net.clip_grad_norm_(1.0)
+    assert math.sqrt(sum(float(g[0].pow(2).sum()) for g in grads)) == pytest.approx(1.0, rel=1e-4)
+    assert all(torch.equal(g[1], before) for g, before in zip(grads, small, strict=True))
+
+
+def test_one_member_loads_the_one_network_layout_with_the_same_id() -> None:
+    """Checkpoints written before bags hold each tensor without the member axis."""
+    from mcp_router.routing.mtrouter.checkpoint import state_hash
+
+    torch.manual_seed(0)
+    meta = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+    net = MTRouterNet(D, meta).eval()
+    old_layout = {k: (v if k == "meta" else v.squeeze(0)) for k, v in net.state_dict().items()}
+    assert old_layout["trunk.0.weight"].shape == (256, D + 64)
+    assert old_layout["residual.weight"].shape == (3, 16)
+    loaded = MTRouterNet(D, meta)
+    loaded.load_any_state(old_layout)
+    zx = torch.randn(4, D)
+    assert torch.equal(loaded.eval()(zx)[0], net(zx)[0])
+    assert state_hash(loaded) == state_hash(net)
 
 
 # ---------------------------------------------------------------- training on a toy simulator
@@ -283,6 +332,34 @@ def test_save_load_round_trip_predicts_identically(trained: Checkpoint, tmp_path
     assert [s.name for s in loaded.specs()] == list(trained.pool)
 
 
+def test_a_trained_bag_learns_and_round_trips(tmp_path: Path) -> None:
+    data, _ = toy_data(1200, seed=1)
+    bag = fit(data, toy_pool(), encoder_id="toy", c_bar=1.0, config=replace(FAST, members=3))
+    assert bag.net.members == 3 and bag.meta["train"]["members"] == 3
+    held, state = toy_data(300, seed=7)
+    assert float(np.mean(bag.predict(held.zx)[0].argmax(axis=1) == state)) > 0.95
+    with torch.inference_mode():
+        each, _ = bag.net.member_outputs(torch.from_numpy(held.zx))
+    assert float(each.std(0).mean()) > 1e-3  # the members are not copies of one another
+    path = tmp_path / "bag.pt"
+    bag.save(path)
+    assert json.loads(path.with_suffix(".json").read_text())["net"]["members"] == 3
+    loaded = Checkpoint.load(path)
+    assert loaded.net.members == 3 and loaded.checkpoint_id == bag.checkpoint_id
+    assert np.array_equal(loaded.predict(held.zx)[0], bag.predict(held.zx)[0])
+
+
+def test_a_sidecar_from_before_bags_loads_as_one_member(trained: Checkpoint, tmp_path: Path) -> None:
+    path = tmp_path / "old.pt"
+    trained.save(path)
+    side = path.with_suffix(".json")
+    sidecar = json.loads(side.read_text())
+    del sidecar["net"]["members"]
+    side.write_text(json.dumps(sidecar))
+    old = Checkpoint.load(path)
+    assert old.net.members == 1 and old.checkpoint_id == trained.checkpoint_id
+
+
 def test_load_errors_are_clear(trained: Checkpoint, tmp_path: Path) -> None:
     path = tmp_path / "router.pt"
     trained.save(path)
@@ -310,7 +387,7 @@ def test_with_pool_validates_order_appends_and_masks(trained: Checkpoint) -> Non
     new = ModelSpec("m3", input_cost_per_token=1e-6, output_cost_per_token=2e-6)
     grown = trained.with_pool([m0, m1, new, m2])  # shared order kept; the new model may sit anywhere
     assert grown.pool == ("m0", "m1", "m2", "m3")
-    assert torch.count_nonzero(grown.net.residual.weight[3]) == 0
+    assert torch.count_nonzero(grown.net.residual.weight[:, 3]) == 0
     expected_row = trained.meta_norm.apply(meta_features(new))
     assert np.allclose(grown.net.meta[3].numpy(), expected_row)
     after, _ = grown.predict(zx)

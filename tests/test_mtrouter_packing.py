@@ -344,7 +344,7 @@ def test_ablation_with_turns_uses_history_that_split_cannot_see(tmp_path: Path) 
         "repeats": 1,
         "embedder": "hashing",
         "cache": tmp_path / "emb.sqlite",
-        "config": TrainConfig(epochs=40, patience=8, lr=3e-3),
+        "config": TrainConfig(epochs=40, patience=8, lr=3e-3, members=1),
         "stay_bonuses": [0.0, 0.05],
     }
     split = mtbench_ablation(

@@ -224,7 +224,11 @@ class Checkpoint:
             "zx_dim": self.zx_dim,
         }
         if self.net is not None:
-            sidecar["net"] = {"hidden": self.net.hidden, "dropout": self.net.dropout}
+            sidecar["net"] = {
+                "hidden": self.net.hidden,
+                "dropout": self.net.dropout,
+                "members": self.net.members,
+            }
         if self.ridge is not None:
             state.update(_ridge_state(self.ridge))
             sidecar["ridge"] = {"alpha": self.ridge.alpha}
@@ -279,8 +283,9 @@ def _load_net(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> MTRouterN
         state["meta"].numpy(),
         hidden=int(meta["net"]["hidden"]),
         dropout=float(meta["net"]["dropout"]),
+        members=int(meta["net"].get("members", 1)),  # written before bags: one network
     )
-    net.load_state_dict({k: v for k, v in state.items() if k not in _RIDGE_KEYS})
+    net.load_any_state({k: v for k, v in state.items() if k not in _RIDGE_KEYS})
     return net.eval()
 
 

@@ -128,13 +128,21 @@ def _adamw(net: MTRouterNet, config: TrainConfig) -> torch.optim.AdamW:
 
 
 def _losses(
-    net: MTRouterNet, tensors: Mapping[str, torch.Tensor], rows: torch.Tensor, kappa: float
+    net: MTRouterNet,
+    tensors: Mapping[str, torch.Tensor],
+    rows: torch.Tensor,
+    kappa: float,
+    *,
+    per_member: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weighted (total data loss, score MSE, cost MSE) over `rows` (no regulariser)."""
-    s_hat, c_hat = net(tensors["zx"][rows], tensors["model_idx"][rows])
+    """Weighted (total data loss, score MSE, cost MSE) over `rows` (no regulariser): of the members'
+    average, or with `per_member` the sum of each member's own losses, whose gradient for each member
+    is the one that member would get trained alone."""
+    zx, idx = tensors["zx"][rows], tensors["model_idx"][rows]
+    s_hat, c_hat = net.member_outputs(zx, idx) if per_member else net(zx, idx)
     w = tensors["weight"][rows]
-    s_mse = (w * (s_hat - tensors["score"][rows]).pow(2)).sum() / w.sum()
-    c_mse = (w * (c_hat - tensors["cost"][rows]).pow(2)).sum() / w.sum()
+    s_mse = ((w * (s_hat - tensors["score"][rows]).pow(2)).sum(-1) / w.sum()).sum()
+    c_mse = ((w * (c_hat - tensors["cost"][rows]).pow(2)).sum(-1) / w.sum()).sum()
     return s_mse + kappa * c_mse, s_mse, c_mse
 
 
@@ -155,15 +163,20 @@ def _evaluate(
 
 
 def _initial_net(
-    data: TrainingSet, specs: Sequence[ModelSpec], encoder_id: str, init: Checkpoint | None
+    data: TrainingSet,
+    specs: Sequence[ModelSpec],
+    encoder_id: str,
+    init: Checkpoint | None,
+    members: int,
 ) -> tuple[MTRouterNet, MetaNorm]:
-    """A fresh network with a newly fitted normalisation table, or a copy of `init`'s network (its
-    frozen table, its metadata rows refreshed from `specs`) for a warm start."""
+    """A fresh network of `members` members with a newly fitted normalisation table, or a copy of
+    `init`'s network (its frozen table and its own members, its metadata rows refreshed from `specs`)
+    for a warm start."""
     names = tuple(s.name for s in specs)
     feats = np.stack([meta_features(s) for s in specs])
     if init is None or init.net is None:  # a ridge checkpoint has no network to warm-start from
         norm = MetaNorm.fit(specs)
-        return MTRouterNet(data.zx.shape[1], norm.apply(feats)), norm
+        return MTRouterNet(data.zx.shape[1], norm.apply(feats), members=members), norm
     if init.pool != names or init.masked:
         raise PoolMismatch(
             f"warm start needs the checkpoint's pool {list(init.pool)} (masked: {list(init.masked)}), "
@@ -216,7 +229,7 @@ def fit(
     rng = np.random.default_rng(config.seed)
     with torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        net, norm = _initial_net(data, pool, encoder_id, init)
+        net, norm = _initial_net(data, pool, encoder_id, init, config.members)
         opt = _adamw(net, config)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs, eta_min=config.min_lr)
         best: tuple[float, float, float] | None = None
@@ -227,13 +240,13 @@ def fit(
             perm = torch.from_numpy(rng.permutation(train_rows))
             for start in range(0, len(perm), config.batch_size):
                 rows = perm[start : start + config.batch_size]
-                loss, _, _ = _losses(net, tensors, rows, config.kappa)
+                loss, _, _ = _losses(net, tensors, rows, config.kappa, per_member=True)
                 batch_w = float(tensors["weight"][rows].sum())
                 opt.zero_grad(set_to_none=True)
                 (loss + config.residual_weight * net.residual_penalty()).backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip, foreach=True)
+                net.clip_grad_norm_(config.grad_clip)
                 opt.step()
-                total, total_w = total + loss.item() * batch_w, total_w + batch_w
+                total, total_w = total + loss.item() / net.members * batch_w, total_w + batch_w
             sched.step()
             epochs_run, train_loss = epoch, total / total_w
             if len(val_rows) == 0:

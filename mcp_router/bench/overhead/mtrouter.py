@@ -24,21 +24,24 @@ from mcp_router.bench.overhead.stats import Dist, rounded
 
 
 def write_checkpoint(pool: Sequence[Any], model_params: Any, folder: Path) -> dict[str, Any]:
-    """A randomly initialised MTRouter checkpoint for `pool`, written with `Checkpoint.save` and
-    described as a registry row. Timing only: its predictions mean nothing."""
+    """A randomly initialised MTRouter checkpoint for `pool`, with as many members as `train` gives
+    one by default, written with `Checkpoint.save` and described as a registry row. Timing only: its
+    predictions mean nothing."""
     import torch
 
     from mcp_router.routing.mtrouter.checkpoint import Checkpoint
     from mcp_router.routing.mtrouter.network import MTRouterNet
     from mcp_router.routing.mtrouter.pool import MetaNorm, meta_features, spec_to_dict
     from mcp_router.routing.mtrouter.router import build_encoder
+    from mcp_router.routing.mtrouter.train_config import TrainConfig
     from providers.retrieve.embedder import load_model
 
     encoder = build_encoder(model_params.embedder, model_params.packing, minilm=load_model)
     norm = MetaNorm.fit(pool)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = MTRouterNet(encoder.dim, norm.apply(np.stack([meta_features(s) for s in pool]))).eval()
+        meta = norm.apply(np.stack([meta_features(s) for s in pool]))
+        net = MTRouterNet(encoder.dim, meta, members=TrainConfig().members).eval()
     checkpoint = Checkpoint(
         net=net,
         pool=tuple(s.name for s in pool),

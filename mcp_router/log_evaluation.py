@@ -210,6 +210,7 @@ class PolicySettings:
     resamples: int = DEFAULT_RESAMPLES
     level: float = DEFAULT_LEVEL
     seed: int = 0
+    interval: str = ope.INTERVALS[0]  # see `ope`: percentile unless asked otherwise
 
 
 def policy_q(
@@ -242,6 +243,7 @@ def compare_policies(
         resamples=settings.resamples,
         level=settings.level,
         seed=settings.seed,
+        interval=settings.interval,
     )
     return PolicyComparison(comparison, chosen)
 

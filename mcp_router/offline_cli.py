@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mcp_router.bench.paths import data_dir
+from mcp_router.routing.mtrouter.ope import INTERVALS
 from mcp_router.routing.mtrouter.train_config import ESTIMATORS, TrainConfig
 
 CONVERTERS = {"llmrouter": "routing/llmrouter", "mtbench": "routing/routellm-mtbench"}
@@ -53,6 +54,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     logs.add_argument("--lambda", dest="lam", type=float, help="value = quality − λ·cost (default: config)")
     logs.add_argument("--beta", type=float, default=1.0, help="evaluate β-mixed policies (default 1: greedy)")
     logs.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of sessions")
+    logs.add_argument(
+        "--interval",
+        choices=INTERVALS,
+        default=INTERVALS[0],
+        help=f"bootstrap interval (default {INTERVALS[0]}; see benchmarks/README.md, bench ope)",
+    )
     evaluate.add_argument(
         "--train-data",
         metavar="F.jsonl",

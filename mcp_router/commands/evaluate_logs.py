@@ -25,7 +25,7 @@ from mcp_router.log_evaluation import (
 )
 from mcp_router.logged_sessions import encode_steps, episodes_from_steps
 from mcp_router.model_training import load_checkpoint
-from mcp_router.routing.mtrouter.ope import ESTIMATORS, METRICS
+from mcp_router.routing.mtrouter.ope import ESTIMATORS, INTERVALS, METRICS
 from mcp_router.routing.mtrouter.router import build_encoder
 from mcp_router.store import Store
 from mcp_router.store.model_log import ModelLog
@@ -45,6 +45,7 @@ class EvalOptions:
     beta: float = 1.0
     resamples: int = DEFAULT_RESAMPLES
     seed: int = 0
+    interval: str = INTERVALS[0]
 
 
 def evaluate_from_db(loaded: LoadedConfig, database: Path | str, options: EvalOptions) -> dict[str, Any]:
@@ -83,7 +84,12 @@ def evaluate_from_db(loaded: LoadedConfig, database: Path | str, options: EvalOp
         )
         lam = mt.lambda_ if options.lam is None else options.lam
         settings = PolicySettings(
-            lam, mt.typical_conversation_cost_usd, options.beta, options.resamples, seed=options.seed
+            lam,
+            mt.typical_conversation_cost_usd,
+            options.beta,
+            options.resamples,
+            seed=options.seed,
+            interval=options.interval,
         )
         result = compare_policies(data, candidate, current, specs, settings)
         baseline = f"checkpoint {in_force['checkpoint_id']}" if current is not None and in_force else "prior"
@@ -148,7 +154,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"candidate {report['candidate']['checkpoint_id']} ({report['candidate']['status']}, "
         f"{report['candidate']['estimator']}) vs the policy in force: {report['baseline']}",
         f"{target} targets, value = quality − λ·cost with λ = {report['lambda']:g}, cost in units of "
-        f"c̄ = ${report['c_bar_usd']:.6g}; {cmp['resamples']} session resamples, {level} intervals",
+        f"c̄ = ${report['c_bar_usd']:.6g}; {cmp['resamples']} session resamples, "
+        f"{level} {cmp['interval']} bootstrap intervals",
     ]
     if report["steps_up_to_watermark"]:
         lines.append(
@@ -192,7 +199,7 @@ def run_eval_from_db(args: argparse.Namespace) -> int:
         return 2
     try:
         loaded = load_config(args.config)
-        options = EvalOptions(args.checkpoint, args.lam, args.beta, args.resamples, args.seed)
+        options = EvalOptions(args.checkpoint, args.lam, args.beta, args.resamples, args.seed, args.interval)
         report = evaluate_from_db(loaded, loaded.database_path(args.db), options)
     except (ConfigError, NothingToEvaluate, OSError, ValueError) as exc:
         print(f"mcp-router eval --from-db: {exc}", file=sys.stderr)

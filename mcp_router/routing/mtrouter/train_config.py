@@ -8,8 +8,8 @@ chosen by 5-fold cross-validation on the LLMRouter training file only (`mcp-rout
 benchmarks/results/mtrouter-llmrouter-cv.txt): its out-of-fold frontier beat 4 epochs and the
 reference schedule (100 epochs, 10 % of sessions held out, patience 3, which stops at epoch 4-7
 while the learning rate is still near its peak), alone and averaged with the ridge. Five members: on
-the same folds a bag of five 8-epoch MLPs beat every one of its members alone and averaged with the
-ridge, in frontier merit and in cost ratio (the `bag5` rows of that table).
+the same folds a bag of five 8-epoch MLPs had the best mean merit and cost ratio of every candidate,
+and the smallest spread over seeds (the `bag5` rows of that table).
 """
 
 from __future__ import annotations

@@ -131,7 +131,8 @@ class MTRouterNet(nn.Module):
             h = (from_x.unsqueeze(2) + from_m.unsqueeze(1)).reshape(k, n * m, -1)
         else:
             h = from_x + from_m[:, model_idx]
-        h = self.trunk[5](self.trunk[4](self.trunk[3](self.trunk[2](self.trunk[1](h)))))
+        for layer in list(self.trunk)[1:]:  # the rest of the trunk, after its first layer
+            h = layer(h)
         score, cost = self.score_head(h).squeeze(-1), self.cost_head(h).squeeze(-1)
         if model_idx is None:
             score, cost = score.reshape(k, n, m), cost.reshape(k, n, m)

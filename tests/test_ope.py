@@ -365,3 +365,34 @@ async def test_the_gate_promotes_a_better_checkpoint_and_rejects_a_deliberately_
     estimate = models["checkpoint"]["estimate"]
     assert estimate["checkpoint_id"] == better["checkpoint_id"]
     assert estimate["doubly_robust"] == better["gate"]["dr"]
+
+
+def test_the_interval_rule_never_looks_at_the_held_out_run_and_the_report_shows_its_choice() -> None:
+    from mcp_router.bench import ope_bench
+
+    def run(logging: str, beta: float, coverage: dict[str, float]) -> dict[str, Any]:
+        rows = [
+            {
+                "interval": kind,
+                "policy": policy,
+                "estimator": estimator,
+                "metric": "value",
+                "coverage": coverage[kind] if estimator == "dr" else 0.0,
+                "mean_error": 0.0,
+                "mean_width": 0.1,
+            }
+            for kind in ope.INTERVALS
+            for policy in ope_bench.POLICIES
+            for estimator in ope.ESTIMATORS
+        ]
+        truth = {"candidate": {"value": 0.5}, "baseline": {"value": 0.4}}
+        return {"logging": logging, "beta": beta, "rows": rows, "truth": truth, "seconds": 1.0}
+
+    held_out = run(*ope_bench.HELD_OUT, {"percentile": 0.2, "studentized": 0.95})  # would pick studentized
+    others = [run("priors", 0.5, {"percentile": 0.94, "studentized": 0.80})]
+    choice = ope_bench.choose_interval([held_out, *others])
+    assert choice["chosen"] == "percentile" and choice["held_out"] == list(ope_bench.HELD_OUT)
+    assert choice["mean_gap_to_level"]["studentized"] == pytest.approx(0.15)
+    report = {"items": 3, "lambda": 0.02, "replays": 1, "resamples": 10, "runs": [held_out, *others]}
+    table = ope_bench.format_report({**report, "interval_choice": choice})
+    assert "-> percentile" in table and table.count("studentized") >= 3

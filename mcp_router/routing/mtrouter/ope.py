@@ -216,18 +216,24 @@ def _ratio_columns(sums: np.ndarray, lam: float) -> dict[str, dict[str, tuple[np
     }
 
 
-def _ratio(counts: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(estimates [r], influence [r, S]) of ΣA/ΣB under session counts [r, S]: the influence is the
-    per-session linearisation (A_s − R·B_s) / mean(B) whose count-weighted square sum gives the
-    standard error (`_std_error`)."""
+def _ratio(
+    counts: np.ndarray, a: np.ndarray, b: np.ndarray, influence: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(estimates [r], influence [r, S] or None) of ΣA/ΣB under session counts [r, S]: the influence,
+    only when asked for, is the per-session linearisation (A_s − R·B_s) / mean(B) whose
+    count-weighted square sum gives the standard error (`_std_error`)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         den = counts @ b
         estimate = (counts @ a) / den
-        influence = (a[None, :] - estimate[:, None] * b[None, :]) / (den[:, None] / counts.shape[1])
-    return estimate, influence
+        if not influence:
+            return estimate, None
+        return estimate, (a[None, :] - estimate[:, None] * b[None, :]) / (den[:, None] / counts.shape[1])
 
 
-def _std_error(counts: np.ndarray, influence: np.ndarray) -> np.ndarray:
+def _std_error(counts: np.ndarray, influence: np.ndarray | None) -> np.ndarray:
+    """The linearised standard errors of `_ratio`'s estimates; NaN where no influence was computed."""
+    if influence is None:
+        return np.full(len(counts), np.nan)
     with np.errstate(invalid="ignore"):
         return np.sqrt((counts * influence**2).sum(axis=1)) / counts.shape[1]
 
@@ -302,12 +308,14 @@ def _bootstrap(
     *,
     resamples: int,
     seed: int,
+    interval: str,
 ) -> tuple[Sampled, int]:
     """Every estimate of every policy in `policies` (name -> π [n, M]) on the sample and on the same
     session resamples, and the number of sessions. With two policies, also their "difference" (first
     minus second), whose standard errors come from the difference of their linearisations. Resamples
-    are drawn in chunks and reduced to an estimate and a standard error each, so memory stays bounded
-    whatever the number of sessions."""
+    are drawn in chunks and reduced to an estimate (and, for the `studentized` interval, which alone
+    uses them, a standard error) each, so memory stays bounded whatever the number of sessions."""
+    errors = interval == "studentized"
     columns = {
         name: _ratio_columns(_session_sums(logged, probs, model), lam) for name, probs in policies.items()
     }
@@ -318,10 +326,11 @@ def _bootstrap(
     found: dict[tuple[str, str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
     for counts in itertools.chain([np.ones((1, sessions))], _resample_counts(sessions, resamples, seed)):
         for e, m in keys:
-            parts = {name: _ratio(counts, *columns[name][e][m]) for name in names}
+            parts = {name: _ratio(counts, *columns[name][e][m], errors) for name in names}
             if len(names) == 2:
                 (est_a, infl_a), (est_b, infl_b) = parts[names[0]], parts[names[1]]
-                parts["difference"] = (est_a - est_b, infl_a - infl_b)
+                both = infl_a is not None and infl_b is not None
+                parts["difference"] = (est_a - est_b, infl_a - infl_b if both else None)
             for name, (estimate, influence) in parts.items():
                 found.setdefault((name, e, m), []).append((estimate, _std_error(counts, influence)))
     out: Sampled = {name: {e: {} for e in ESTIMATORS} for name in out_names}
@@ -349,14 +358,26 @@ def evaluate(
 ) -> PolicyEstimate:
     """IPS, SNIPS and DR estimates of one target policy's quality, cost and value, with intervals."""
     _check_settings(lam, level, resamples, interval)
-    sampled, _ = _bootstrap(logged, {"target": target}, model, lam, resamples=resamples, seed=seed)
-    return PolicyEstimate(_intervals(sampled["target"], level, interval), _support(logged, target))
+    sampled, _ = _bootstrap(
+        logged, {"target": target}, model, lam, resamples=resamples, seed=seed, interval=interval
+    )
+    return _estimate(sampled["target"], logged, target, level, interval)
 
 
 def _intervals(
     sampled: Mapping[str, Mapping[str, _Sampled]], level: float, interval: str
 ) -> dict[str, dict[str, Interval]]:
     return {e: {m: _interval(x, level, interval) for m, x in ms.items()} for e, ms in sampled.items()}
+
+
+def _estimate(
+    sampled: Mapping[str, Mapping[str, _Sampled]],
+    logged: LoggedSteps,
+    probs: np.ndarray,
+    level: float,
+    interval: str,
+) -> PolicyEstimate:
+    return PolicyEstimate(_intervals(sampled, level, interval), _support(logged, probs))
 
 
 def compare_two(
@@ -374,12 +395,12 @@ def compare_two(
     """A candidate policy against a baseline on one log, with the paired interval of the difference."""
     _check_settings(lam, level, resamples, interval)
     policies = {"candidate": candidate, "baseline": baseline}
-    sampled, sessions = _bootstrap(logged, policies, model, lam, resamples=resamples, seed=seed)
+    sampled, sessions = _bootstrap(
+        logged, policies, model, lam, resamples=resamples, seed=seed, interval=interval
+    )
     return Comparison(
-        candidate=PolicyEstimate(
-            _intervals(sampled["candidate"], level, interval), _support(logged, candidate)
-        ),
-        baseline=PolicyEstimate(_intervals(sampled["baseline"], level, interval), _support(logged, baseline)),
+        candidate=_estimate(sampled["candidate"], logged, candidate, level, interval),
+        baseline=_estimate(sampled["baseline"], logged, baseline, level, interval),
         difference=_intervals(sampled["difference"], level, interval),
         steps=len(logged),
         sessions=sessions,

@@ -102,18 +102,21 @@ async def test_close_commits_what_is_queued_and_refuses_more(tmp_path: Path) -> 
 
 async def test_the_wal_is_checkpointed_by_the_writer_not_by_a_call(tmp_path: Path) -> None:
     """Calls never run SQLite's automatic checkpoint (its fsync); the writer keeps the WAL bounded
-    even when writes never pause (without it, every commit appends pages for good)."""
+    even when writes never pause (without it, every commit appends pages for good). The bound holds
+    after every commit, not only on average: batches wait behind a queued truncation."""
     store = Store(tmp_path / "r.db")
     writer = GroupWriter(store, wal_limit_pages=2000)
     await writer.submit(lambda db: Store.write_call(db, record("call_0")))
     assert store.backend.conn.query("PRAGMA wal_autocheckpoint")[0]["wal_autocheckpoint"] == 0  # the writer
-    i = 0
+    wal = tmp_path / "r.db-wal"
+    i, largest_wal_pages = 0, 0.0
     with anyio.move_on_after(2.5):
         while True:
             i += 1
             await writer.submit(lambda db, i=i: Store.write_call(db, record(f"call_{i}")))
-    wal_pages = (tmp_path / "r.db-wal").stat().st_size / 4096
-    assert writer.commits > 400 and wal_pages < 2100  # 400 commits write ~3,000 pages unbounded
+            largest_wal_pages = max(largest_wal_pages, wal.stat().st_size / 4096)
+    assert writer.commits > 400  # 400 commits write ~3,000 pages unbounded
+    assert 2000 < largest_wal_pages < 2100  # it reached the limit, and one commit's pages past it at most
     writer.close()
     store.close()
 

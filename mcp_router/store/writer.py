@@ -17,7 +17,8 @@ keep the order the routers saw them in). The loop never blocks on a lock.
 The WAL checkpoint, which does fsync, never runs inside a call: SQLite's automatic one is off, a
 checkpointer thread with its own connection runs a PASSIVE checkpoint every second (it never blocks
 the writer), and past `wal_limit_pages` (writes that never pause, so a passive checkpoint never
-catches up) the writer thread runs one TRUNCATE checkpoint: the WAL stays bounded.
+catches up) the writer thread runs one TRUNCATE checkpoint, and batches queue behind it instead of
+committing on the loop meanwhile: the WAL stays within the limit plus the batches already queued.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class GroupWriter:
             return
         if (
             self._queued == 0
+            and not self._truncating  # batches wait behind a queued truncation: the WAL stops growing
             and self.store.backend.commits_on_loop
             and self.store.lock.acquire(blocking=False)
         ):

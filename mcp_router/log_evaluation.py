@@ -210,7 +210,7 @@ class PolicySettings:
     resamples: int = DEFAULT_RESAMPLES
     level: float = DEFAULT_LEVEL
     seed: int = 0
-    interval: str = ope.INTERVALS[0]  # see `ope`: percentile unless asked otherwise
+    interval: str = ope.INTERVALS[0]  # see `ope`: normal unless asked otherwise
 
 
 def policy_q(

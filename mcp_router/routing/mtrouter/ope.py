@@ -26,20 +26,22 @@ correction absorbs the difference.
 
 **Intervals.** Bootstrap over whole sessions (the steps of a session share its outcome, so they are
 not independent), from a seeded generator. Two policies are compared on the *same* resamples, so the
-interval of their difference excludes the variance they share (a paired bootstrap). Two kinds
-(`INTERVALS`):
+interval of their difference excludes the variance they share (a paired bootstrap). Three kinds
+(`INTERVALS`), all from the same resamples:
+- `normal`: the estimate ± z·(standard deviation of the resampled estimates), Efron's standard
+  interval with a bootstrap standard error. It ignores the resamples' skew, and that is why it wins
+  here: with heavy weights the skew of a resample mirrors how many matching steps the sample happened
+  to hold, not how the estimator errs, so following it misplaces the interval.
 - `percentile`: the quantiles of the resampled estimates.
 - `studentized` (bootstrap-t): each resample's estimate is centred on the full-sample one and divided
   by its own standard error, and the quantiles of that ratio scale the full-sample standard error.
   Every estimate is a ratio of per-session sums, ΣA/ΣB, so its standard error is the linearised one,
   √(Σ_s (A_s − R·B_s)²) / ΣB (and for a difference, of the difference of the two linearisations).
-  With importance weights the estimate's spread grows with the estimate itself (one large weight
-  moves both); the percentile interval ignores that and is too short on the heavy side, which the
-  studentized one corrects (Efron & Tibshirani 1993, ch. 12; Hall 1988).
-`percentile` is the default, chosen by `mcp-router bench ope` by a rule fixed before it ran (DR value
-coverage nearest 95 % over the scenarios other than the one the tests check): studentized intervals
-lift IPS's coverage (0.86-0.92 to 0.90-0.98) but lower DR's where weights are heavy (β 0.9: 0.80
-against 0.88), because DR's correction terms are skewed either way (benchmarks/results/ope.txt).
+  It corrects the percentile interval's reach on the heavy side of IPS (Efron & Tibshirani 1993,
+  ch. 12; Hall 1988), but DR's correction terms are skewed either way.
+`normal` is the default, chosen by `mcp-router bench ope` by a rule fixed before it ran (DR value
+coverage nearest 95 % over the scenarios other than the one the tests check); see
+benchmarks/results/ope.txt for every kind's coverage.
 
 numpy only: the server, the trainer and the benchmark share it.
 """
@@ -49,13 +51,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 ESTIMATORS = ("ips", "snips", "dr")
 METRICS = ("quality", "cost", "value")
-INTERVALS = ("percentile", "studentized")  # the first is the default (`bench ope` chose it)
+INTERVALS = ("normal", "percentile", "studentized")  # the first is the default (`bench ope` chose it)
 _RESAMPLE_CELLS = 1 << 18  # resamples × sessions held at once: bounds the memory of a chunk
 
 # columns of the per-session sums every estimate is computed from
@@ -267,6 +270,10 @@ def _interval(sampled: _Sampled, level: float, kind: str) -> Interval:
     if kind == "percentile":
         low, high = np.quantile(values[finite], [tail, 1.0 - tail])
         return Interval(estimate, float(low), float(high))
+    if kind == "normal":  # ± z bootstrap standard errors
+        draws = values[finite]
+        spread = NormalDist().inv_cdf(1.0 - tail) * (float(draws.std(ddof=1)) if len(draws) > 1 else 0.0)
+        return Interval(estimate, estimate - spread, estimate + spread)
     with np.errstate(invalid="ignore", divide="ignore"):
         t = (values - estimate) / sampled.draw_errors
     t = t[np.isfinite(t)]

@@ -185,3 +185,30 @@ async def test_a_reservation_whose_call_never_ran_is_released_at_once(
             raise RuntimeError("failed before the call was dispatched")
     assert rt.store.count("reservations") == 0 and rt.store.session("s")["spent_usd"] == 0.0
     await rt.aclose()
+
+
+async def test_a_call_without_a_session_reserves_nothing_and_its_budget_still_holds(
+    tmp_path: Path, chat_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its session is its own (no other call can spend from it), so the decision's admission is the
+    whole check: no reservation row, no commit before the provider call, and a budget below the
+    model's worst case is still refused."""
+    from mcp_router.serving.errors import BudgetExhausted
+    from mcp_router.serving.runtime import open_runtime
+    from providers.types import ChatMessage, CompletionRequest
+
+    monkeypatch.setenv("MCP_ROUTER_TEST_CHAT_KEY", "k")
+    rt = open_runtime(load_config(config(tmp_path, chat_url, ["usage"])), tmp_path / "r.db")
+    assert rt.planner is not None
+    request = CompletionRequest(messages=(ChatMessage("user", "Capital of France?"),), max_tokens=16)
+    rt.planner._current.set()  # no checkpoint to wait for
+    commits = rt.planner.writer.commits
+    async with rt.planner.plan(request, None, 1.0) as plan:
+        assert rt.store.count("reservations") == 0 and rt.planner.writer.commits == commits
+        assert plan.step.reservation_id is None and plan.step.session_id.startswith("call:")
+    async with rt.planner.plan(request, "named", 1.0) as plan:  # a named session does reserve
+        assert rt.store.count("reservations") == 1 and plan.step.reservation_id is not None
+    with pytest.raises(BudgetExhausted, match="no model can serve this call"):
+        async with rt.planner.plan(request, None, 1e-9):
+            pass
+    await rt.aclose()

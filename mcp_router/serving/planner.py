@@ -118,7 +118,10 @@ class Planner:
         for _ in range(RESERVE_TRIES):
             decision = await self._decide(messages, request, remaining, task, state)
             reservation = _worst_case(decision)
-            if budget is None:
+            if budget is None or session_id is None:
+                # a call without a session is its own: no other call, here or in another process,
+                # can spend from its budget while it runs, so the decision's admission is the whole
+                # check and there is nothing to reserve (a commit saved on the call path)
                 break
             reserve = partial(
                 Store.reserve,

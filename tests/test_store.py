@@ -47,14 +47,6 @@ def test_new_database_is_versioned_and_in_wal_mode(tmp_path: Path) -> None:
     assert reopened.schema_version() == SCHEMA_VERSION and reopened.count("calls") == 0
 
 
-def test_the_writers_savepoint_journal_stays_in_memory(tmp_path: Path) -> None:
-    """A call's record is written in a savepoint; with file temp storage its sub-journal spilled to a
-    new temp file on every llm_complete call (see `store/sqlite.py`)."""
-    store = Store(tmp_path / "r.db")
-    assert store.backend.conn.query("PRAGMA temp_store")[0]["temp_store"] == 2  # MEMORY
-    store.close()
-
-
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     Store(tmp_path / "r.db").close()
     with sqlite3.connect(tmp_path / "r.db") as conn:

@@ -89,6 +89,35 @@ async def test_a_failing_write_rolls_back_alone(tmp_path: Path) -> None:
     store.close()
 
 
+async def test_a_failing_write_alone_in_its_batch_rolls_back_and_the_next_commits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch of one runs without a savepoint (see `_run_items`): its failure undoes the whole
+    transaction, which holds nothing else, and reaches its caller as its own error."""
+    store = Store(tmp_path / "r.db")
+    writer = GroupWriter(store)
+
+    def half_then_fail(db) -> None:
+        Store.write_call(db, record("half"))
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await writer.submit(half_then_fail)
+
+    def twice(db) -> None:
+        Store.write_call(db, record("x"))
+        Store.write_call(db, record("x"))  # primary-key clash with itself
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await writer.submit(twice)
+    await writer.submit(lambda db: Store.write_call(db, record("after")))
+    assert committed_ids(tmp_path / "r.db") == {"after"}  # nothing of "half" or of "x"
+    assert [e.seq for e in store.events_after(0)] == [1, 2]  # one call's events; no gap left
+    assert "group commit" not in caplog.text  # a write's own failure is not the store's
+    writer.close()
+    store.close()
+
+
 async def test_close_commits_what_is_queued_and_refuses_more(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     writer = GroupWriter(store)

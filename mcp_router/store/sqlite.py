@@ -59,11 +59,6 @@ class SqliteBackend:
         self.lock = threading.RLock()  # held by whoever uses the writing connection
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
-        # Each write of a group commit runs in a savepoint, whose sub-journal SQLite spills to a temp
-        # file past 64 KiB. An llm_complete record touches about that many pages, so every such call
-        # created, wrote and deleted a file (/var/tmp/etilqs_*) on the event loop, ~0.1 ms of its
-        # ~0.6 ms of SQL. In memory the sub-journal is a copy of the pages one batch touches.
-        conn.execute("PRAGMA temp_store = MEMORY")
         self._reader = self.conn  # a file gets a connection of its own for reads, below
         self._read_lock = self.lock
         if self.on_disk:

@@ -103,10 +103,11 @@ class SqliteBackend:
         with self._read_lock:
             yield self._reader
 
-    def writer_pragma(self, pragma: str) -> None:
-        """A setting of the writing connection (e.g. `wal_autocheckpoint`, which is per connection)."""
+    def writer_pragma(self, pragma: str) -> list[dict[str, Any]]:
+        """A pragma on the writing connection (e.g. `wal_autocheckpoint`, which is per connection), and
+        the rows it returns (a checkpoint's `busy` flag, say)."""
         with self.lock:
-            self.conn.execute(f"PRAGMA {pragma}")
+            return self.conn.query(f"PRAGMA {pragma}")
 
     def close(self) -> None:
         with self.lock, self._read_lock:

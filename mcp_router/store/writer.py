@@ -74,6 +74,9 @@ class GroupWriter:
         self._stopped = threading.Event()
         self._closed = False
         self._truncating = False
+        # the checkpointer thread's PASSIVE checkpoints and the writer's TRUNCATE take turns: run at
+        # the same moment, the TRUNCATE came back busy and the WAL went on growing past its limit
+        self._checkpointing = threading.Lock()
         self.commits = 0  # transactions committed; with `items`, the batching achieved
         self.items = 0
         self.on_loop = 0  # of the commits, those made on the event loop
@@ -229,7 +232,10 @@ class GroupWriter:
 
     def _truncate(self) -> None:
         try:
-            self.store.backend.writer_pragma("wal_checkpoint(TRUNCATE)")  # under the lock: no commit races it
+            with self._checkpointing:  # under the store lock too: no commit races it
+                result = self.store.backend.writer_pragma("wal_checkpoint(TRUNCATE)")
+            if result and result[0]["busy"]:  # another process checkpoints or reads: a later batch retries
+                log.debug("store: WAL truncation busy: %s", result[0])
         except sqlite3.Error as exc:  # another process holds it: a later batch tries again
             log.debug("store: WAL truncation skipped: %s", exc)
         self._truncating = False
@@ -247,7 +253,8 @@ class GroupWriter:
         try:
             while not self._stopped.wait(CHECKPOINT_EVERY_S):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with self._checkpointing:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # busy or locked: the next round tries again
                     log.debug("store: checkpoint skipped: %s", exc)
         finally:

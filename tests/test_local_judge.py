@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_router.bench.local_judge_fit import fit_logistic, predict
+from mcp_router.bench.local_judge_fit import (
+    POWERS,
+    fit_list_map,
+    fit_logistic,
+    mean_matching_scale,
+    predict,
+)
 from mcp_router.feedback.judge import JudgeInput
 from mcp_router.feedback.local_judge import (
     FEATURES,
@@ -80,6 +86,36 @@ def test_the_reward_is_proportional_and_capped():
     assert judge.list_score([0.9]) == 1.0
 
 
+def test_a_list_power_spreads_the_rewards_and_old_parameter_files_mean_power_1():
+    squared = LocalJudge(
+        LocalJudgeParams.from_dict({**HAND.to_dict(), "list_power": 2.0}),
+        embed=lambda texts: np.zeros((len(texts), 384)),
+    )
+    assert squared.list_score([0.2]) == pytest.approx(2.0 * 0.2**2)
+    assert squared.list_score([0.6]) == pytest.approx(2.0 * 0.6**2)
+    legacy = {k: v for k, v in HAND.to_dict().items() if k != "list_power"}
+    assert LocalJudgeParams.from_dict(legacy).list_power == 1.0
+
+
+def test_the_list_map_fit_picks_the_power_that_matches_each_arms_mean():
+    """Two arms whose statistics overlap more than their gold does: with power 1 the weak arm is
+    overrated and the strong one underrated; the fitted power removes most of that."""
+    rng = np.random.default_rng(0)
+    gold = np.concatenate([rng.binomial(1, 0.7, 4000), rng.binomial(1, 0.3, 4000)]).astype(float)
+    stat = np.clip(0.3 + 0.2 * gold + rng.normal(0, 0.08, 8000), 0.01, 1.0)
+    which = ["strong"] * 4000 + ["weak"] * 4000
+
+    def weak_arm_bias(scale: float, power: float) -> float:
+        return float(np.minimum(1.0, scale * stat[4000:] ** power).mean() - gold[4000:].mean())
+
+    scale, power = fit_list_map(stat, gold, which)
+    assert power in POWERS and power > 1.0
+    assert np.minimum(1.0, scale * stat**power).mean() == pytest.approx(gold.mean(), abs=1e-6)
+    proportional = weak_arm_bias(mean_matching_scale(stat, gold), 1.0)
+    assert proportional > 0.1  # the weak arm looks much better than it is
+    assert abs(weak_arm_bias(scale, power)) < 0.5 * proportional
+
+
 def test_the_vector_cache_embeds_each_text_once():
     calls: list[list[str]] = []
 
@@ -123,6 +159,8 @@ def test_bad_parameters_are_refused():
         LocalJudgeParams("v", ("cosine",), (1.0,), 0.0, 5, "median", 1.0)
     with pytest.raises(ValueError):
         LocalJudgeParams("v", ("cosine",), (1.0,), 0.0, 5, "max_discounted", 0.0)
+    with pytest.raises(ValueError):
+        LocalJudgeParams("v", ("cosine",), (1.0,), 0.0, 5, "max_discounted", 1.0, list_power=0.0)
 
 
 def test_the_shipped_parameters_load_and_say_how_they_were_fitted():

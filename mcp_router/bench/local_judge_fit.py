@@ -5,12 +5,19 @@
    what keeps the judge from favouring the arm that ranks by the judge's own cosine.
 2. The per-result model: a logistic regression (Newton's method, a small L2 penalty on standardised
    features) for each candidate feature set.
-3. The list: for each list statistic, the scale that makes the mean reward over every train
-   query's four top-5 lists equal their mean NDCG@10 (rewards capped at 1).
+3. The list: reward = min(1, scale · statistic^power). For each power of `POWERS`, the scale makes
+   the mean reward over every train query's four top-5 lists equal their mean NDCG@10; the power
+   kept is the one whose per-arm mean rewards come nearest each arm's mean NDCG@10 (least squares
+   over the four arms). Why: LQM compares arms by their mean reward, and a judge that regresses
+   every list towards the mean (a weak arm's misses still score something, a strong arm's hits
+   score less than 1) makes a weak, fast arm look nearly as good as a strong one. A power above 1
+   spreads the rewards apart. The arms only label the train lists in this fit; the judge never
+   sees which arm produced a list.
 4. The feature set and statistic are chosen by 5-fold cross-validation grouped by query, on train
    queries: the mean of the held-out AUC (relevant vs non-relevant candidates) and the held-out
    Spearman of the rewards of every arm's top-5 against its NDCG@10; a richer candidate must win by
-   `MARGIN`. The choice is then refitted on every train query.
+   `MARGIN`. The held-out per-arm bias is reported beside them. The choice is then refitted on
+   every train query.
 
 The result is written as `feedback/local_judge.json` (or `--fit-out`), with how it was fitted and
 the train numbers. Test queries are never read.
@@ -52,6 +59,7 @@ MARGIN = 0.003  # a later (richer) candidate must beat the best so far by this m
 L2 = 1.0  # on standardised features, against ~20,000 pairs: barely more than a tie-breaker
 LIST_K = 5
 SEED = 13
+POWERS = tuple(float(x) for x in np.arange(0.5, 4.01, 0.25))  # beyond 4 the reward is a 0/1 threshold
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -128,12 +136,11 @@ def list_stats(
     queries: Sequence[int],
     p: dict[int, np.ndarray],
     statistic: str,
-    arms: Sequence[str] = ARMS,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(list statistic, NDCG@10, arm) of every (query, arm) top-5 list."""
     stat, gold, which = [], [], []
     for q in queries:
-        for arm in arms:
+        for arm in ARMS:
             stat.append(list_statistic(statistic, p[q][cands.top[(q, arm)]]))
             gold.append(cands.ndcg[(q, arm)])
             which.append(arm)
@@ -151,12 +158,33 @@ def mean_matching_scale(stat: np.ndarray, gold: np.ndarray) -> float:
     return (lo + hi) / 2
 
 
+def arm_bias(reward: np.ndarray, gold: np.ndarray, which: Sequence[str]) -> dict[str, float]:
+    """Per arm: its lists' mean reward minus their mean NDCG@10."""
+    arms = np.asarray(which)
+    return {a: float(reward[arms == a].mean() - gold[arms == a].mean()) for a in dict.fromkeys(which)}
+
+
+def fit_list_map(stat: np.ndarray, gold: np.ndarray, which: Sequence[str]) -> tuple[float, float]:
+    """(scale, power) of reward = min(1, scale · stat^power): for each of `POWERS` the mean-matching
+    scale, and the power whose per-arm mean rewards are nearest the arms' mean NDCG@10."""
+    best: tuple[float, float, float] | None = None
+    for power in POWERS:
+        scale = mean_matching_scale(stat**power, gold)
+        bias = arm_bias(np.minimum(1.0, scale * stat**power), gold, which)
+        loss = sum(b * b for b in bias.values())
+        if best is None or loss < best[0]:
+            best = (loss, scale, power)
+    assert best is not None
+    return best[1], best[2]
+
+
 def cross_validate(
     cands: Candidates, columns: list[int], statistic: str, seed: int = SEED
 ) -> dict[str, float]:
     """Held-out metrics over `FOLDS` folds of the train queries: AUC of relevant vs non-relevant
     candidates (every arm's top-10) and vs bm25's top-10 only (`bench judge`'s hard negatives);
-    Spearman of the rewards of bm25's top-5 lists, and of every arm's, against NDCG@10."""
+    Spearman of the rewards of bm25's top-5 lists, and of every arm's, against NDCG@10; the spread
+    of the per-arm bias (largest minus smallest)."""
     order = np.random.default_rng(seed).permutation(len(cands.queries))
     folds = [[cands.queries[i] for i in order[f::FOLDS]] for f in range(FOLDS)]
     out: dict[str, list[float]] = {
@@ -164,13 +192,14 @@ def cross_validate(
         "auc_bm25_negatives": [],
         "spearman_bm25": [],
         "spearman_all": [],
+        "bias_spread": [],
     }
     for f, held in enumerate(folds):
         fit_on = [q for g, fold in enumerate(folds) if g != f for q in fold]
         x, y = cands.stacked(fit_on)
         w, b = fit_logistic(x[:, columns], y)
         p = {q: predict(cands.x[q][:, columns], w, b) for q in cands.queries}
-        scale = mean_matching_scale(*list_stats(cands, fit_on, p, statistic)[:2])
+        scale, power = fit_list_map(*list_stats(cands, fit_on, p, statistic))
         positives = np.concatenate([p[q][cands.y[q] == 1] for q in held])
         negatives = np.concatenate([p[q][cands.y[q] == 0] for q in held])
         bm25_negatives = np.concatenate(
@@ -178,9 +207,13 @@ def cross_validate(
         )
         out["auc"].append(auc(positives, negatives))
         out["auc_bm25_negatives"].append(auc(positives, bm25_negatives))
-        for key, arms in (("spearman_bm25", ("bm25",)), ("spearman_all", ARMS)):
-            stat, gold, _ = list_stats(cands, held, p, statistic, arms)
-            out[key].append(spearman(np.minimum(1.0, scale * stat), gold))
+        stat, gold, which = list_stats(cands, held, p, statistic)
+        reward = np.minimum(1.0, scale * stat**power)
+        bm25 = np.asarray(which) == "bm25"
+        out["spearman_bm25"].append(spearman(reward[bm25], gold[bm25]))
+        out["spearman_all"].append(spearman(reward, gold))
+        bias = arm_bias(reward, gold, which).values()
+        out["bias_spread"].append(max(bias) - min(bias))
     return {k: round(float(np.mean(v)), 4) for k, v in out.items()}
 
 
@@ -206,16 +239,15 @@ def fit_local_judge(jd: JudgeData, progress: bool = True) -> tuple[LocalJudgePar
     weights, bias = fit_logistic(x[:, columns], y)
     p = {q: predict(cands.x[q][:, columns], weights, bias) for q in train}
     stat, gold, which = list_stats(cands, train, p, statistic)
-    scale = mean_matching_scale(stat, gold)
-    reward = np.minimum(1.0, scale * stat)
+    scale, power = fit_list_map(stat, gold, which)
+    reward = np.minimum(1.0, scale * stat**power)
     bias_by_arm = {}
-    for arm in ARMS:
-        mine = np.array([w == arm for w in which])
-        judge_mean, ndcg_mean = float(reward[mine].mean()), float(gold[mine].mean())
+    for arm, arm_offset in arm_bias(reward, gold, which).items():
+        mine = np.asarray(which) == arm
         bias_by_arm[arm] = {
-            "judge_mean": round(judge_mean, 4),
-            "ndcg10_mean": round(ndcg_mean, 4),
-            "bias": round(judge_mean - ndcg_mean, 4),
+            "judge_mean": round(float(reward[mine].mean()), 4),
+            "ndcg10_mean": round(float(gold[mine].mean()), 4),
+            "bias": round(arm_offset, 4),
         }
     files = jd.data.files
     fit = {
@@ -231,8 +263,10 @@ def fit_local_judge(jd: JudgeData, progress: bool = True) -> tuple[LocalJudgePar
         "selection": f"{FOLDS}-fold cross-validation over train queries (seed {SEED}): the best mean of "
         f"held-out auc and spearman_all; a later candidate must win by {MARGIN}",
         "cv": cv,
-        "list_calibration": "scale such that the mean of min(1, scale * statistic) over every train "
-        "query's four top-5 lists equals their mean NDCG@10",
+        "list_calibration": "reward = min(1, scale * statistic^power); per power in "
+        f"{POWERS[0]:g}..{POWERS[-1]:g} (step {POWERS[1] - POWERS[0]:g}) the scale making the mean reward "
+        "over every train query's four top-5 lists equal their mean NDCG@10; the power whose per-arm "
+        "mean rewards are nearest the arms' mean NDCG@10 (least squares)",
         "train_bias_by_arm": bias_by_arm,
         "train_spearman_all_arms": round(float(spearman(reward, gold) or 0.0), 4),
         "train_share_capped_at_1": round(float(np.mean(scale * stat >= 1.0)), 4),
@@ -246,6 +280,7 @@ def fit_local_judge(jd: JudgeData, progress: bool = True) -> tuple[LocalJudgePar
         list_k=LIST_K,
         list_statistic=statistic,
         list_scale=round(float(scale), 6),
+        list_power=power,
         fit=fit,
     )
     return params, fit
@@ -257,17 +292,18 @@ def format_fit(params: LocalJudgeParams, path: Path) -> str:
         f"local judge {params.version}: fitted on {fit['train_queries']} SciFact train queries, "
         f"{fit['pairs']} pairs ({fit['relevant_pairs']} relevant); wrote {path}",
         "cross-validation on train (held-out): features / list statistic: AUC, AUC vs bm25 negatives, "
-        "Spearman bm25 top-5, Spearman all arms",
+        "Spearman bm25 top-5, Spearman all arms, per-arm bias spread",
     ]
     for name, m in fit["cv"].items():
         lines.append(
             f"  {name:<62} {m['auc']:.4f}  {m['auc_bm25_negatives']:.4f}  {m['spearman_bm25']:.4f}  "
-            f"{m['spearman_all']:.4f}"
+            f"{m['spearman_all']:.4f}  {m['bias_spread']:.4f}"
         )
     terms = " ".join(f"{w:+.3f}·{f}" for f, w in zip(params.features, params.weights, strict=True))
     lines.append(f"p = σ({params.bias:+.3f} {terms})")
     lines.append(
-        f"reward = min(1, {params.list_scale:.4f} · {params.list_statistic} of p, top {params.list_k})"
+        f"reward = min(1, {params.list_scale:.4f} · ({params.list_statistic} of p, top {params.list_k})"
+        f"^{params.list_power:g})"
     )
     lines.append("train lists (in-sample): arm, mean judge reward, mean NDCG@10, bias")
     for arm, b in fit["train_bias_by_arm"].items():

@@ -16,11 +16,15 @@ How it scores one result list (the same `JudgeInput` the LLM judge gets):
    clearly relevant result comes; or `expected_dcg` = Σ_k p_k / log2(k + 1). The fit picks one by
    cross-validation on train; the sum did worse there, because the many near-miss results of a
    good list add up to as much as one relevant result.
-3. reward = min(1, list_scale · statistic): proportional, so a list with nothing relevant scores
-   near 0 and the ratio of two arms' mean rewards follows the ratio of their mean NDCG@10, which is
-   what LQM ranks by (quality per service cycle). `list_scale` makes the mean reward over the train
-   lists equal their mean NDCG@10. (An intercept, as least squares would fit, pulls every list
-   towards the mean and makes a poor fast arm look almost as good as a slow strong one.)
+3. reward = min(1, list_scale · statistic^list_power): no intercept, so a list with nothing relevant
+   scores near 0. `list_scale` makes the mean reward over the train lists equal their mean NDCG@10;
+   `list_power` is the one whose per-arm mean rewards come nearest each arm's mean NDCG@10 on the
+   train lists (4 in local-v1). LQM ranks arms by mean reward per service cycle, so what matters is
+   that each arm's mean reward follows its mean quality. With power 1 the judge regresses every
+   list towards the mean: a weak arm's misses still score something and a strong arm's hits less
+   than 1, which made the weak, fast bm25-title arm look almost as good as bm25 (and the
+   benchmark's LQM no better than round-robin). An intercept would pull the lists together more.
+   The power spreads the rewards apart; the judge never sees which arm produced a list.
 
 The fitted numbers are a versioned JSON file next to this module (`local_judge.json`), refitted by
 `mcp-router bench judge --fit-local` (`mcp_router/bench/local_judge_fit.py`), never on test queries.
@@ -132,15 +136,22 @@ class LocalJudgeParams:
     list_k: int
     list_statistic: str
     list_scale: float
+    list_power: float = 1.0  # reward = min(1, scale · statistic^power); 1 in judges fitted before it
     fit: dict[str, Any] = field(default_factory=dict, compare=False)  # how and on what it was fitted
 
     def __post_init__(self) -> None:
         unknown = set(self.features) - set(FEATURES)
         if unknown or len(self.weights) != len(self.features):
             raise ValueError(f"bad local judge parameters: features {self.features}, weights {self.weights}")
-        if self.list_k < 1 or self.list_statistic not in STATISTICS or self.list_scale <= 0:
+        if (
+            self.list_k < 1
+            or self.list_statistic not in STATISTICS
+            or self.list_scale <= 0
+            or self.list_power <= 0
+        ):
             raise ValueError(
-                f"bad local judge list parameters: {self.list_k}, {self.list_statistic!r}, {self.list_scale}"
+                f"bad local judge list parameters: {self.list_k}, {self.list_statistic!r}, "
+                f"{self.list_scale}, {self.list_power}"
             )
 
     @classmethod
@@ -153,6 +164,7 @@ class LocalJudgeParams:
             list_k=int(data["list_k"]),
             list_statistic=str(data["list_statistic"]),
             list_scale=float(data["list_scale"]),
+            list_power=float(data.get("list_power", 1.0)),
             fit=dict(data.get("fit", {})),
         )
 
@@ -165,6 +177,7 @@ class LocalJudgeParams:
             "list_k": self.list_k,
             "list_statistic": self.list_statistic,
             "list_scale": self.list_scale,
+            "list_power": self.list_power,
             "fit": self.fit,
         }
 
@@ -249,7 +262,7 @@ class LocalJudge:
     def list_score(self, p: Sequence[float]) -> float:
         """The reward of a list whose top results have relevance chances `p`, in rank order."""
         stat = list_statistic(self.params.list_statistic, list(p)[: self.params.list_k])
-        return float(min(1.0, max(0.0, self.params.list_scale * stat)))
+        return float(min(1.0, max(0.0, self.params.list_scale * stat**self.params.list_power)))
 
     def score(self, item: JudgeInput) -> float:
         """The reward in [0, 1] of a `search` or `retrieve` result list (its top `list_k` results)."""

@@ -47,7 +47,7 @@ from mcp_router.feedback.local_judge import (
     list_statistic,
 )
 
-VERSION = "local-v1"
+VERSION = "local-v2"  # v2: the list power (v1: power 1)
 FEATURE_SETS: tuple[tuple[str, ...], ...] = (  # simplest first
     ("cosine",),
     ("cosine", "overlap"),

@@ -19,7 +19,7 @@ How it scores one result list (the same `JudgeInput` the LLM judge gets):
 3. reward = min(1, list_scale · statistic^list_power): no intercept, so a list with nothing relevant
    scores near 0. `list_scale` makes the mean reward over the train lists equal their mean NDCG@10;
    `list_power` is the one whose per-arm mean rewards come nearest each arm's mean NDCG@10 on the
-   train lists (4 in local-v1). LQM ranks arms by mean reward per service cycle, so what matters is
+   train lists (4 in local-v2). LQM ranks arms by mean reward per service cycle, so what matters is
    that each arm's mean reward follows its mean quality. With power 1 the judge regresses every
    list towards the mean: a weak arm's misses still score something and a strong arm's hits less
    than 1, which made the weak, fast bm25-title arm look almost as good as bm25 (and the

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import anyio
 import pytest
 
-from mcp_router.store import AttemptRecord, CallRecord, GroupWriter, Store
+from mcp_router.store import AttemptRecord, CallRecord, GroupWriter, Store, StoreBusy
 from mcp_router.store.writer import WriterClosed
 
 pytestmark = pytest.mark.anyio
@@ -194,4 +195,35 @@ async def test_another_process_holding_the_write_lock_never_blocks_the_loop(tmp_
     assert writer.on_loop == 1 and writer.commits == 2
     other.close()
     writer.close()
+    store.close()
+
+
+def test_the_busy_timeout_is_off_only_for_a_non_waiting_begin(tmp_path: Path) -> None:
+    """A non-waiting transaction leaves the connection's busy timeout at 0 (two statements fewer per
+    call); the next waiting transaction or checkpoint still waits for another process's lock."""
+    store = Store(tmp_path / "r.db")
+    backend = store.backend
+    other = sqlite3.connect(tmp_path / "r.db", isolation_level=None, check_same_thread=False)
+
+    def hold_the_write_lock_for(seconds: float) -> threading.Timer:
+        other.execute("BEGIN IMMEDIATE")  # what a second server process does while it writes
+        releaser = threading.Timer(seconds, lambda: other.execute("COMMIT"))
+        releaser.start()
+        return releaser
+
+    with backend.transaction(wait=False) as db:
+        Store.write_call(db, record("fast"))
+    releaser = hold_the_write_lock_for(0.3)
+    with pytest.raises(StoreBusy), backend.transaction(wait=False) as db:
+        Store.write_call(db, record("refused"))
+    with backend.transaction(wait=True) as db:  # waits ~0.3 s for the lock instead of failing
+        Store.write_call(db, record("waited"))
+    releaser.join()
+    with backend.transaction(wait=False) as db:
+        Store.write_call(db, record("fast again"))
+    releaser = hold_the_write_lock_for(0.3)
+    assert backend.writer_pragma("wal_checkpoint(TRUNCATE)")[0]["busy"] == 0  # it waited its turn
+    releaser.join()
+    assert committed_ids(tmp_path / "r.db") == {"fast", "waited", "fast again"}
+    other.close()
     store.close()

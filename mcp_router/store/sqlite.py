@@ -61,8 +61,11 @@ class SqliteBackend:
         conn.execute("PRAGMA foreign_keys = ON")
         self._reader = self.conn  # a file gets a connection of its own for reads, below
         self._read_lock = self.lock
+        self._busy_ms = BUSY_TIMEOUT_MS  # the writing connection's busy_timeout, set only on a change
+        self._wal = False
         if self.on_disk:
-            conn.execute("PRAGMA journal_mode = WAL")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            self._wal = bool(mode) and str(mode[0]).lower() == "wal"
             conn.execute("PRAGMA synchronous = NORMAL")
             # WAL readers never wait for a writer: with their own connection, a slow resource read
             # does not hold up the commits of tool calls, nor they the read
@@ -87,26 +90,43 @@ class SqliteBackend:
                 raise
 
     def _begin(self, wait: bool) -> None:
+        """BEGIN IMMEDIATE, waiting for another connection's write lock or (without `wait`) not.
+
+        Why the busy timeout stays 0 after a non-waiting BEGIN: every call's commit takes this path,
+        and switching the timeout off and back on cost two statements (25-60 µs) per call. Once the
+        write lock is held, nothing in a WAL transaction waits on a lock (a COMMIT appends to the
+        WAL; auto-checkpoints are off), so only the next waiting use switches it back. In rollback
+        journal mode a COMMIT does wait for readers, so there it is restored at once."""
         if wait:
+            self._busy_timeout(BUSY_TIMEOUT_MS)
             self.conn.execute("BEGIN IMMEDIATE")
             return
-        self.conn.execute("PRAGMA busy_timeout = 0")
+        self._busy_timeout(0)
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StoreBusy(str(exc)) from None
         finally:
-            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not self._wal:
+                self._busy_timeout(BUSY_TIMEOUT_MS)
+
+    def _busy_timeout(self, ms: int) -> None:
+        if self._busy_ms != ms:
+            self.conn.execute(f"PRAGMA busy_timeout = {ms}")
+            self._busy_ms = ms
 
     @contextmanager
     def read(self) -> Iterator[SqliteConnection]:
         with self._read_lock:
+            if self._reader is self.conn:
+                self._busy_timeout(BUSY_TIMEOUT_MS)
             yield self._reader
 
     def writer_pragma(self, pragma: str) -> list[dict[str, Any]]:
         """A pragma on the writing connection (e.g. `wal_autocheckpoint`, which is per connection), and
         the rows it returns (a checkpoint's `busy` flag, say)."""
         with self.lock:
+            self._busy_timeout(BUSY_TIMEOUT_MS)  # a TRUNCATE checkpoint waits for readers
             return self.conn.query(f"PRAGMA {pragma}")
 
     def close(self) -> None:

@@ -324,6 +324,30 @@ def test_fallback_endpoints_are_ordered_by_learned_quality_without_a_decision() 
     assert fallback_order(plain, plan, context) == ["b1", "b2", "c1", "c2"]
 
 
+def test_fallback_endpoints_are_ranked_only_once_the_chosen_models_are_used_up() -> None:
+    """The attempts' order is lazy: the first attempt needs no score of the fallback models."""
+    from types import SimpleNamespace
+
+    from mcp_router.routing import Decision
+    from mcp_router.serving.dispatch import attempt_order
+
+    lqm = build_router("lqm", "llm_complete", ["a1", "a2", "b1", "b2"], l_ref_s=8.0)
+    ranked: list[list[str]] = []
+    order_fallbacks = lqm.order_fallbacks
+
+    def counted(arms: list[str], context: RouteContext) -> list[str]:
+        ranked.append(list(arms))
+        return order_fallbacks(arms, context)
+
+    lqm.order_fallbacks = counted
+    context = RouteContext(tool="llm_complete", text="hi", now=1.0, x=None, inflight={})
+    plan = SimpleNamespace(fallbacks=["b1", "b2"], model_of={"b1": "B", "b2": "B"})
+    order = attempt_order(lqm, Decision(order=["a2", "a1"], policy="lqm"), plan, context)
+    assert [next(order), next(order)] == ["a2", "a1"] and ranked == []
+    assert sorted(order) == ["b1", "b2"] and ranked == [["b1", "b2"]]
+    assert list(attempt_order(lqm, Decision(order=["a1"], policy="lqm"), None, context)) == ["a1"]
+
+
 COOKING = [
     "how long should I {} {} in the oven",
     "best way to {} {} for dinner tonight",

@@ -10,10 +10,11 @@ the state that made the decisions. Records go through the store's single writer
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +150,17 @@ def not_served(arms: Mapping[str, Arm], request: Any) -> dict[str, str]:
     return {name: f"does not serve {what}" for name, arm in arms.items() if not arm.adapter.serves(request)}
 
 
+def attempt_order(
+    router: Router, decision: Decision, plan: Plan | None, context: RouteContext
+) -> Iterator[str]:
+    """The arms to try, in order: the decision's, then (with a plan) the fallback models' endpoints.
+    Those are ranked only once the chosen model's endpoints are used up, so the call whose first
+    attempt succeeds, nearly every call, never scores them (an LQM pass over the other models)."""
+    yield from decision.order
+    if plan is not None:
+        yield from fallback_order(router, plan, context)
+
+
 def fallback_order(router: Router, plan: Plan, context: RouteContext) -> list[str]:
     """The fallback models' endpoints: model by model in the plan's order, each model's endpoints
     ranked by the router's current scores (as the chosen model's are), not in config order."""
@@ -262,13 +274,13 @@ class Dispatcher:
         decision.excluded.update(unserved)
         for name in loading:
             decision.excluded[name] = "loading its model or index"
-        order = decision.order + (fallback_order(router, plan, context) if plan else [])
         call_id = new_call_id()
         attempts: list[AttemptRecord] = []
         failures: list[QualityObs] = []
         served: Any = None
         try:
-            for n, name in enumerate(order[: route.max_attempts], start=1):
+            order = attempt_order(router, decision, plan, context)
+            for n, name in enumerate(itertools.islice(order, route.max_attempts), start=1):
                 remaining = route.deadline_s - (time.monotonic() - started)
                 if remaining <= 0.05:
                     break

@@ -410,3 +410,21 @@ def test_context_routes_two_populations_to_their_own_best_arms() -> None:
     without = routed_correctly(use_context=False)
     assert with_context >= 0.9
     assert without <= 0.6  # one arm for everyone: about half the queries get the wrong one
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 30.0), min_size=1, max_size=400),
+    st.integers(1, 50),
+)
+def test_the_latency_window_mean_is_the_mean_of_its_last_samples(latencies: list[float], window: int) -> None:
+    """The running sum gives the window's mean after any number of adds (samples inside the age)."""
+    from mcp_router.routing.latency import LatencyWindow
+
+    w = LatencyWindow(window=window, window_age_s=1e9)
+    for i, latency in enumerate(latencies):
+        w.add(latency, now=float(i))
+        assert w.mean(float(i)) == pytest.approx(np.mean(latencies[max(0, i + 1 - window) : i + 1]), abs=1e-9)
+    restored = LatencyWindow(window=window, window_age_s=1e9)
+    restored.set_state(w.get_state())
+    assert restored.mean(1e3) == pytest.approx(w.mean(1e3), abs=1e-12)

@@ -269,7 +269,7 @@ def fit_local_judge(jd: JudgeData, progress: bool = True) -> tuple[LocalJudgePar
         "mean rewards are nearest the arms' mean NDCG@10 (least squares)",
         "train_bias_by_arm": bias_by_arm,
         "train_spearman_all_arms": round(float(spearman(reward, gold) or 0.0), 4),
-        "train_share_capped_at_1": round(float(np.mean(scale * stat >= 1.0)), 4),
+        "train_share_capped_at_1": round(float(np.mean(scale * stat**power >= 1.0)), 4),
         "wall_s": round(time.perf_counter() - started, 1),
     }
     params = LocalJudgeParams(

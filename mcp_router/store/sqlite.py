@@ -118,8 +118,6 @@ class SqliteBackend:
     @contextmanager
     def read(self) -> Iterator[SqliteConnection]:
         with self._read_lock:
-            if self._reader is self.conn:
-                self._busy_timeout(BUSY_TIMEOUT_MS)
             yield self._reader
 
     def writer_pragma(self, pragma: str) -> list[dict[str, Any]]:

@@ -158,10 +158,15 @@ def mean_matching_scale(stat: np.ndarray, gold: np.ndarray) -> float:
     return (lo + hi) / 2
 
 
+def arm_means(reward: np.ndarray, gold: np.ndarray, which: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """Per arm: (its lists' mean reward, their mean NDCG@10)."""
+    arms = np.asarray(which)
+    return {a: (float(reward[arms == a].mean()), float(gold[arms == a].mean())) for a in dict.fromkeys(which)}
+
+
 def arm_bias(reward: np.ndarray, gold: np.ndarray, which: Sequence[str]) -> dict[str, float]:
     """Per arm: its lists' mean reward minus their mean NDCG@10."""
-    arms = np.asarray(which)
-    return {a: float(reward[arms == a].mean() - gold[arms == a].mean()) for a in dict.fromkeys(which)}
+    return {a: judged - true for a, (judged, true) in arm_means(reward, gold, which).items()}
 
 
 def fit_list_map(stat: np.ndarray, gold: np.ndarray, which: Sequence[str]) -> tuple[float, float]:
@@ -241,14 +246,10 @@ def fit_local_judge(jd: JudgeData, progress: bool = True) -> tuple[LocalJudgePar
     stat, gold, which = list_stats(cands, train, p, statistic)
     scale, power = fit_list_map(stat, gold, which)
     reward = np.minimum(1.0, scale * stat**power)
-    bias_by_arm = {}
-    for arm, arm_offset in arm_bias(reward, gold, which).items():
-        mine = np.asarray(which) == arm
-        bias_by_arm[arm] = {
-            "judge_mean": round(float(reward[mine].mean()), 4),
-            "ndcg10_mean": round(float(gold[mine].mean()), 4),
-            "bias": round(arm_offset, 4),
-        }
+    bias_by_arm = {
+        arm: {"judge_mean": round(judged, 4), "ndcg10_mean": round(true, 4), "bias": round(judged - true, 4)}
+        for arm, (judged, true) in arm_means(reward, gold, which).items()
+    }
     files = jd.data.files
     fit = {
         "command": "mcp-router bench judge --fit-local",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -67,6 +68,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     _report_arguments(evaluate)
     _seeds_argument(evaluate, "retrain the checkpoint's recipe with this many seeds and report each figure")
+    evaluate.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="--data: worker processes retraining the seeds side by side (default: the core count, "
+        f"{os.cpu_count() or 1} here); the figures do not depend on it",
+    )
 
     cv = commands.add_parser(
         "cv", help="cross-validate ridge, MLP schedules and their ensemble on a training file (k-fold)"
@@ -225,6 +234,7 @@ def run_offline(args: argparse.Namespace) -> int:
                 plot=plot,
                 seed=args.seed,
                 seeds=args.seeds,
+                jobs=args.jobs,
                 cache=cache,
                 minilm=load_model,
             )

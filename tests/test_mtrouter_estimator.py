@@ -5,6 +5,7 @@ of `mcp-router train`, and the seeds of `eval` and `cv`."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,12 @@ from mcp_router.routing.mtrouter import ridge
 from mcp_router.routing.mtrouter.checkpoint import Checkpoint, value
 from mcp_router.routing.mtrouter.data import Outcome, RoutingRecord, write_records
 from mcp_router.routing.mtrouter.embed import HashingEmbedder, HistoryEncoder
-from mcp_router.routing.mtrouter.offline import cross_validate_files, evaluate_files, train_from_files
+from mcp_router.routing.mtrouter.offline import (
+    _map_in_processes,
+    cross_validate_files,
+    evaluate_files,
+    train_from_files,
+)
 from mcp_router.routing.mtrouter.pool import ModelSpec
 from mcp_router.routing.mtrouter.router import ModelParams, ModelRouter
 from mcp_router.routing.mtrouter.train import TrainConfig, TrainingSet, fit_estimator
@@ -357,6 +363,43 @@ def test_eval_over_seeds_retrains_the_recipe_and_reports_every_figure_per_seed(f
     assert len(ratio["per_seed"]) == 3 and ratio["per_seed"][0] == report["cost_ratio_at_best_single_quality"]
     assert set(block["summary"]) >= {"knn_ratio", "linear_ratio", "margin_vs_knn", "margin_vs_linear"}
     assert "over 3 training seeds" in (files / "eval.txt").read_text()
+
+
+def test_eval_retrains_seeds_in_worker_processes_with_the_same_results(files: Path) -> None:
+    """`jobs` only changes where the seeds train: the MLP of each seed comes out bit-identical."""
+    cache = files / "emb.sqlite"
+    train_from_files(
+        files / "train.jsonl",
+        files / "models.json",
+        files / "ck.pt",
+        embedder="hashing",
+        cache=cache,
+        config=TrainConfig(epochs=2, members=2),
+        estimator="mlp",
+    )
+    blocks = [
+        evaluate_files(
+            files / "test.jsonl", files / "models.json", files / "ck.pt", seeds=3, jobs=jobs, cache=cache
+        )["over_seeds"]
+        for jobs in (1, 2)
+    ]
+    ids = [[run["checkpoint_id"] for run in block["runs"]] for block in blocks]
+    assert ids[0] == ids[1] and len(set(ids[0])) == 3  # three distinct seeds, the same fit either way
+    assert blocks[0]["summary"] == blocks[1]["summary"]
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        evaluate_files(
+            files / "test.jsonl", files / "models.json", files / "ck.pt", seeds=2, jobs=0, cache=cache
+        )
+
+
+def _pid(_: object) -> int:
+    return os.getpid()
+
+
+def test_seeds_map_to_worker_processes_only_when_asked() -> None:
+    assert set(_map_in_processes(_pid, [0, 1, 2], jobs=1)) == {os.getpid()}
+    workers = set(_map_in_processes(_pid, [0, 1, 2, 3], jobs=2))
+    assert os.getpid() not in workers and 1 <= len(workers) <= 2
 
 
 def test_cv_compares_ridge_schedules_and_ensembles_over_seeds(files: Path) -> None:

@@ -15,10 +15,13 @@ from them, never from test data).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -264,6 +267,7 @@ def evaluate_files(
     seed: int = 0,
     seeds: int = 1,
     threads: int = 1,
+    jobs: int = 1,
     cache: Path | None = None,
     minilm: Callable[[], Any] | None = None,
     title: str | None = None,
@@ -275,10 +279,13 @@ def evaluate_files(
     With `seeds` > 1 the checkpoint's recipe (estimator request and training config, on the training
     file) is retrained with seeds config.seed + 1 .. + seeds − 1: the seed moves initialisation, batch
     order and the validation/CV splits (the baselines' too), never the test records. The report is the
-    given checkpoint's, plus "over_seeds": every headline figure as mean, min, max and per seed."""
+    given checkpoint's, plus "over_seeds": every headline figure as mean, min, max and per seed. `jobs`
+    worker processes retrain the seeds side by side; the results do not depend on it."""
     data, models, checkpoint = Path(data), Path(models), Path(checkpoint)
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     if json_out is not None and Path(json_out).resolve() == sidecar_path(checkpoint).resolve():
         raise ValueError(f"--json {json_out} would overwrite the checkpoint's sidecar; choose another path")
     ckpt = Checkpoint.load(checkpoint)
@@ -322,17 +329,41 @@ def evaluate_files(
     report = {"checkpoint": str(checkpoint), **one(ckpt, config)}
     if seeds > 1:
         requested = ckpt.meta.get("selection", {}).get("requested", ckpt.estimator)
-        runs = [report]
-        for k in range(1, seeds):
-            run_config = replace(config, seed=config.seed + k)
-            retrained, _ = _fit(
-                train_records, specs, train_zx, encoder.encoder_id, run_config, threads, {}, requested
-            )
-            runs.append(one(retrained, run_config))
-        report["over_seeds"] = _seed_block(runs, requested)
+        configs = [replace(config, seed=config.seed + k) for k in range(1, seeds)]
+        fit_one = functools.partial(
+            _fit_checkpoint, train_records, specs, train_zx, encoder.encoder_id, threads, requested
+        )
+        retrained = _map_in_processes(fit_one, configs, jobs)
+        report["over_seeds"] = _seed_block(
+            [report, *(one(c, cfg) for c, cfg in zip(retrained, configs, strict=True))], requested
+        )
     title = title or f"MTRouter offline evaluation on {data.name}"
     _write_outputs(report, title, json_out, plot)
     return report
+
+
+def _fit_checkpoint(
+    records: Sequence[RoutingRecord],
+    specs: Sequence[ModelSpec],
+    zx: np.ndarray,
+    encoder_id: str,
+    threads: int,
+    estimator: str,
+    config: TrainConfig,
+) -> Checkpoint:
+    """One seed's retraining for `evaluate_files` (module level, so a worker process can run it)."""
+    return _fit(records, specs, zx, encoder_id, config, threads, {}, estimator)[0]
+
+
+def _map_in_processes(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]:
+    """`[fn(x) for x in items]`, in `jobs` spawned worker processes when `jobs` > 1. The seeds of an
+    evaluation are independent and each trains on one torch thread, so on a k-core machine k jobs
+    take about 1/k of the time; spawn, not fork, because torch's thread pools do not survive a fork."""
+    if jobs < 2 or len(items) < 2:
+        return [fn(x) for x in items]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=context) as pool:
+        return list(pool.map(fn, items))
 
 
 def _seed_block(runs: Sequence[dict[str, Any]], requested: str) -> dict[str, Any]:

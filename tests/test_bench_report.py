@@ -7,6 +7,7 @@ import argparse
 import functools
 import json
 import math
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -105,9 +106,11 @@ def test_report_has_the_required_keys_and_sane_values(tmp_path: Path):
     # 4 calls/s on 2 slots of ~0.6 s: the all-good policies queue up and time out
     assert data["policies"]["always-good"]["latency_mean_s"] > data["policies"]["alternate"]["latency_mean_s"]
 
+    assert data["machine"]["cores"] == os.cpu_count() and len(data["machine"]["load_average_at_end"]) == 3
     table = format_table(report)
     for name in policies:
         assert name in table
+    assert f", {os.cpu_count()} cores" in table.splitlines()[0]
     png = tmp_path / "r.png"
     plot(report, png, focus="alternate")
     assert png.stat().st_size > 10_000

@@ -69,7 +69,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"L_ref = {report['params']['l_ref_s']} s, timeout = {report['params']['timeout_s']} s, "
         + report["params"].get(
             "judge_label", f"judge noise σ = {report['params']['judge_noise_sigma']} (simulated judge)"
-        ),
+        )
+        + (f", {report['machine']['cores']} cores" if "machine" in report else ""),
         "arms (unloaded): "
         + ", ".join(
             f"{a} q={v['quality']:.3f} lat={v['latency_mean_s']:.3f}s" for a, v in report["arms"].items()

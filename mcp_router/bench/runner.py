@@ -8,11 +8,10 @@ Within a seed every policy sees the same queries, arrival times and judge noise.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +19,11 @@ import numpy as np
 
 from mcp_router.bench.des import sample_queries, simulate
 from mcp_router.bench.metrics import aggregate, seed_metrics
+from mcp_router.bench.overhead.machine import load_average, machine
 from mcp_router.bench.policies import FIXED_PREFIX, make_policy
 from mcp_router.bench.report import ProgressBar
 from mcp_router.bench.service import ServiceModel
+from mcp_router.cpu import worker_processes
 
 
 @dataclass
@@ -115,7 +116,7 @@ def run_benchmark(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Every (policy, seed) simulation, then the report dict (the JSON's shape)."""
-    started = time.perf_counter()
+    started, at_start = time.perf_counter(), machine()
     fixed = [FIXED_PREFIX + arm for arm in spec.arms] if "best-fixed" in policies else []
     simulated = [p for p in policies if p != "best-fixed"] + fixed
     for name in simulated:  # fail fast on an unknown policy, before any worker starts
@@ -130,33 +131,20 @@ def run_benchmark(
             if bar:
                 bar.update(1, f"{name} seed {seed}")
     else:
-        # spawn, not fork: the parent may hold torch's thread pools (the embedder), which fork poorly
-        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        # one BLAS thread per worker: the workers are the parallelism
-        os.environ.update({k: "1" for k in saved})
-        try:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_init_worker, initargs=(spec,)
-            ) as pool:
-                futures = [pool.submit(_job, name, seed, steps) for name, seed in jobs]
-                for future in as_completed(futures):
-                    name, seed, metrics = future.result()
-                    results[name, seed] = metrics
-                    if bar:
-                        bar.update(1, f"{name} seed {seed}")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        with worker_processes(workers, initializer=_init_worker, initargs=(spec,)) as pool:
+            futures = [pool.submit(_job, name, seed, steps) for name, seed in jobs]
+            for future in as_completed(futures):
+                name, seed, metrics = future.result()
+                results[name, seed] = metrics
+                if bar:
+                    bar.update(1, f"{name} seed {seed}")
     if bar:
         bar.close()
 
     report = {
         "benchmark": spec.benchmark,
         "dataset": spec.dataset,
+        "machine": {**at_start, "load_average_at_end": load_average()},
         "seeds": seeds,
         "steps": steps,
         "params": spec.params,

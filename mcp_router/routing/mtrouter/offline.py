@@ -18,16 +18,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mcp_router.cpu import worker_processes
 from mcp_router.routing.mtrouter import evaluate as ev
 from mcp_router.routing.mtrouter.checkpoint import Checkpoint, sidecar_path
 from mcp_router.routing.mtrouter.data import RoutingRecord, read_records
@@ -356,13 +355,12 @@ def _fit_checkpoint(
 
 
 def _map_in_processes(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]:
-    """`[fn(x) for x in items]`, in `jobs` spawned worker processes when `jobs` > 1. The seeds of an
+    """`[fn(x) for x in items]`, in `jobs` worker processes when `jobs` > 1. The seeds of an
     evaluation are independent and each trains on one torch thread, so on a k-core machine k jobs
-    take about 1/k of the time; spawn, not fork, because torch's thread pools do not survive a fork."""
+    take about 1/k of the time."""
     if jobs < 2 or len(items) < 2:
         return [fn(x) for x in items]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=context) as pool:
+    with worker_processes(min(jobs, len(items))) as pool:
         return list(pool.map(fn, items))
 
 

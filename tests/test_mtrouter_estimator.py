@@ -25,7 +25,12 @@ from mcp_router.routing.mtrouter.offline import (
 )
 from mcp_router.routing.mtrouter.pool import ModelSpec
 from mcp_router.routing.mtrouter.router import ModelParams, ModelRouter
-from mcp_router.routing.mtrouter.train import TrainConfig, TrainingSet, fit_estimator
+from mcp_router.routing.mtrouter.train import (
+    TrainConfig,
+    TrainingSet,
+    fit_estimator,
+    one_standard_error_choice,
+)
 
 CHEAP = ModelSpec("cheap", 1e-7, 1e-7, context_window=8192, quality_prior=0.5)
 STRONG = ModelSpec("strong", 1e-6, 1e-6, context_window=8192, quality_prior=0.9)
@@ -123,17 +128,38 @@ def test_auto_picks_by_cross_validation_and_the_mlp_wins_where_the_ridge_cannot_
     ckpt = fit_estimator(xor_rows(2400), POOL, encoder_id="t", c_bar=1.0, config=QUICK)
     selection = ckpt.meta["selection"]
     assert selection["folds"] == 5 and set(selection["merit"]) == {"ridge", "mlp", "ensemble"}
-    assert selection["merit"]["mlp"] > selection["merit"]["ridge"]
-    assert selection["chosen"] == max(selection["merit"], key=selection["merit"].get) != "ridge"
+    assert all(len(v) == 5 for v in selection["merit_per_fold"].values())
+    merit, error = selection["merit"], selection["standard_error_vs_best"]
+    assert merit["mlp"] - merit["ridge"] > error["ridge"]  # the ridge cannot fit XOR: clearly worse
+    assert selection["chosen"] != "ridge"
     assert ckpt.estimator == selection["chosen"] and ckpt.net is not None
+
+
+def test_auto_keeps_the_less_flexible_kind_unless_the_better_mean_is_beyond_one_standard_error() -> None:
+    folds = {"ridge": [0.60, 0.62, 0.58], "ensemble": [0.61, 0.63, 0.59], "mlp": [0.613, 0.622, 0.60]}
+    kind, why = one_standard_error_choice({k: np.array(v) for k, v in folds.items()})
+    # mlp has the best mean (0.6117) but beats the ensemble (0.61) by less than their paired spread
+    assert why["best_mean"] == "mlp" and kind == "ensemble"
+    assert why["standard_error_vs_best"]["mlp"] == 0.0
+    # the ensemble is better than the ridge on every fold by 0.01: zero spread, so it is beyond one error
+    steady = {"ridge": [0.60, 0.62, 0.58], "ensemble": [0.61, 0.63, 0.59], "mlp": [0.5, 0.5, 0.5]}
+    assert one_standard_error_choice({k: np.array(v) for k, v in steady.items()})[0] == "ensemble"
+    # a tie of means goes to the least flexible kind
+    tie = {k: np.array([0.5, 0.6]) for k in ("ridge", "ensemble", "mlp")}
+    assert one_standard_error_choice(tie) == ("ridge", one_standard_error_choice(tie)[1])
+    # a ridge within one error of the best is kept, even when a flexible kind has the best mean
+    noisy = {"ridge": [0.60, 0.64, 0.56], "ensemble": [0.62, 0.61, 0.60], "mlp": [0.63, 0.60, 0.59]}
+    kind, why = one_standard_error_choice({k: np.array(v) for k, v in noisy.items()})
+    assert why["best_mean"] == "ensemble" and kind == "ridge"
 
 
 def test_auto_follows_the_callers_criterion_and_an_ensemble_averages_its_parts() -> None:
     data = xor_rows(2400)
 
-    def prefer_ensemble(predictions):
+    def prefer_ensemble(predictions, folds):
         assert all(p.score.shape == (len(data), 2) for p in predictions.values())
-        return {"ridge": 0.1, "mlp": 0.2, "ensemble": 0.3}
+        assert len(folds) == 2 and sum(len(f) for f in folds) == len(data)
+        return {"ridge": np.array([0.1, 0.1]), "mlp": np.array([0.2, 0.2]), "ensemble": np.array([0.3, 0.3])}
 
     ckpt = fit_estimator(
         data, POOL, encoder_id="t", c_bar=1.0, config=QUICK, folds=2, criterion=prefer_ensemble

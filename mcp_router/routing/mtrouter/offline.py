@@ -172,12 +172,21 @@ def _per_record(predictions: Predictions, m: int) -> ev.Estimates:
 
 
 def frontier_criterion(truth: ev.OutcomeMatrix, lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS) -> Criterion:
-    """`auto`'s figure of merit on full-information data: the out-of-fold frontier's mean quality
-    between the cheapest and the best single model (`evaluate.frontier_merit`), on training data."""
+    """`auto`'s figure of merit on full-information data, per fold: the out-of-fold frontier's mean
+    quality between the fold's cheapest and best single model (`evaluate.frontier_merit`)."""
     m = len(truth.models)
 
-    def merit(predictions: Mapping[str, Predictions]) -> dict[str, float]:
-        return ev.frontier_merit(truth, {k: _per_record(p, m) for k, p in predictions.items()}, lambdas)
+    def merit(predictions: Mapping[str, Predictions], folds: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        estimates = {k: _per_record(p, m) for k, p in predictions.items()}
+        per_fold = []
+        for rows in folds:
+            records = np.unique(rows // m)  # a fold holds every model's row of its records
+            fold_truth = ev.OutcomeMatrix(truth.models, truth.score[records], truth.cost[records])
+            fold_estimates = {
+                k: ev.Estimates(e.score[records], e.cost_units[records]) for k, e in estimates.items()
+            }
+            per_fold.append(ev.frontier_merit(fold_truth, fold_estimates, lambdas))
+        return {k: np.array([f[k] for f in per_fold]) for k in predictions}
 
     return merit
 

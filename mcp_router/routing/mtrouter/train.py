@@ -407,8 +407,12 @@ class Predictions:
     cost: np.ndarray
 
 
-# {kind: out-of-fold predictions} -> {kind: figure of merit, higher is better}
-Criterion = Callable[[Mapping[str, Predictions]], dict[str, float]]
+# ({kind: out-of-fold predictions}, row indices of each fold) -> {kind: merit on each fold}, higher is
+# better
+Criterion = Callable[[Mapping[str, Predictions], Sequence[np.ndarray]], dict[str, np.ndarray]]
+
+# `auto`'s candidates, least flexible first: the ensemble shrinks the MLP halfway to the ridge
+SIMPLEST_FIRST = ("ridge", "ensemble", "mlp")
 
 
 def episode_folds(episode: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
@@ -462,12 +466,39 @@ def _reseed(config: TrainConfig, offset: int) -> TrainConfig:
 
 def mse_criterion(data: TrainingSet, kappa: float) -> Criterion:
     """For logged (bandit) data, where only the chosen model's outcome is known: minus the held-out
-    weighted loss on the logged model."""
+    weighted loss on the logged model, per fold."""
 
-    def merit(predictions: Mapping[str, Predictions]) -> dict[str, float]:
-        return {k: -_weighted_loss(p.score, p.cost, data, kappa)[0] for k, p in predictions.items()}
+    def merit(predictions: Mapping[str, Predictions], folds: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        return {
+            k: np.array([-_weighted_loss(p.score[f], p.cost[f], data.subset(f), kappa)[0] for f in folds])
+            for k, p in predictions.items()
+        }
 
     return merit
+
+
+def one_standard_error_choice(merit: Mapping[str, np.ndarray]) -> tuple[str, dict[str, Any]]:
+    """The least flexible kind (`SIMPLEST_FIRST`) whose mean fold merit is within one standard error of
+    the best kind's; the error is that of the paired per-fold difference from the best.
+
+    Why not the best mean alone: the kinds' out-of-fold merits differ by less than they move between
+    folds and training seeds, so picking the top mean picks noise as often as skill. This is the
+    one-standard-error rule of cross-validation (Hastie, Tibshirani and Friedman, ESL §7.10): prefer
+    the simpler model unless the more flexible one is better by more than CV can resolve."""
+    means = {k: float(np.mean(v)) for k, v in merit.items()}
+    best = max(SIMPLEST_FIRST, key=lambda k: means[k])  # first maximum: the simpler
+    errors = {}
+    for kind in SIMPLEST_FIRST:
+        gap = np.asarray(merit[best]) - np.asarray(merit[kind])
+        errors[kind] = float(gap.std(ddof=1) / math.sqrt(len(gap))) if len(gap) > 1 else 0.0
+    chosen = next(k for k in SIMPLEST_FIRST if means[best] - means[k] <= errors[k])
+    return chosen, {
+        "rule": "least flexible kind within one standard error (paired, over folds) of the best mean",
+        "merit": means,
+        "merit_per_fold": {k: [float(x) for x in merit[k]] for k in SIMPLEST_FIRST},
+        "best_mean": best,
+        "standard_error_vs_best": errors,
+    }
 
 
 def mlp_stage_reached(data: TrainingSet, n_models: int) -> tuple[bool, str]:
@@ -495,9 +526,10 @@ def fit_estimator(
     criterion: Criterion | None = None,
 ) -> Checkpoint:
     """A checkpoint of kind `estimator` (one of `ESTIMATORS`). `auto` chooses ridge below the stage-2
-    entry condition, else the kind with the best `criterion` (default `mse_criterion`) on `folds`
-    episode-grouped folds of `data`; ties go to the simpler kind. The choice and the figures behind
-    it are in meta["selection"]. `init` warm-starts the MLP only."""
+    entry condition, else by `criterion` (default `mse_criterion`) on `folds` episode-grouped folds
+    of `data`: the least flexible kind within one standard error of the best
+    (`one_standard_error_choice`). The choice and the figures behind it are in meta["selection"].
+    `init` warm-starts the MLP only."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, not {estimator!r}")
     started = time.monotonic()
@@ -521,9 +553,9 @@ def fit_estimator(
                 folds=split,
                 threads=threads,
             )
-            merit = (criterion or mse_criterion(data, config.kappa))(oof)
-            kind = max(("ridge", "mlp", "ensemble"), key=lambda k: merit[k])  # first maximum: the simpler
-            selection.update(folds=len(split), cv_seconds=round(seconds, 2), merit=merit)
+            merit = (criterion or mse_criterion(data, config.kappa))(oof, split)
+            kind, why = one_standard_error_choice(merit)
+            selection.update(folds=len(split), cv_seconds=round(seconds, 2), **why)
     selection["chosen"] = kind
     stage1 = (
         fit_ridge(data, pool, encoder_id=encoder_id, c_bar=c_bar, config=config, extra_meta=extra_meta)

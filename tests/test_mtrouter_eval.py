@@ -83,6 +83,28 @@ def test_frontier_interpolation_and_comparison() -> None:
     assert ev.cost_ratio_at_quality(ours, 0.95, 10.0) is None
 
 
+def test_margin_interval_brackets_the_margin_and_resolves_a_clear_winner() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    # model 0 cheap, right on 60 % of records; model 1 costs 10x, right on 80 %
+    score = np.stack([rng.random(n) < 0.6, rng.random(n) < 0.8], axis=1).astype(float)
+    truth = ev.OutcomeMatrix(("cheap", "strong"), score, np.tile([1.0, 10.0], (n, 1)))
+    units = np.tile([0.1, 1.0], (n, 1))
+    informed = ev.Estimates(score + 0.01 * rng.random((n, 2)), units)  # knows each record's outcome
+    blind = ev.Estimates(np.tile([0.6, 0.8], (n, 1)) + 0.01 * rng.random((n, 2)), units)
+    lambdas = ev.DEFAULT_LAMBDAS
+    same = ev.margin_interval(truth, blind, blind, lambdas, resamples=200)
+    assert same["ci95"] == [0.0, 0.0] and same["share_at_or_above"] == 1.0
+    better = ev.margin_interval(truth, informed, blind, lambdas, resamples=200)
+    point = ev.compare_frontiers(
+        ev.sweep("a", informed, truth, lambdas), ev.sweep("b", blind, truth, lambdas)
+    )
+    low, high = better["ci95"]
+    assert 0 < low <= point["mean_margin"] <= high and better["share_at_or_above"] == 1.0
+    worse = ev.margin_interval(truth, blind, informed, lambdas, resamples=200)
+    assert worse["ci95"][1] < 0 and worse["share_at_or_above"] == 0.0
+
+
 def test_knn_and_ridge_estimators() -> None:
     rng = np.random.default_rng(0)
     train_zx = rng.standard_normal((200, 8))

@@ -28,6 +28,7 @@ from mcp_router.routing.mtrouter.data import RoutingRecord
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, *(float(x) for x in np.round(np.logspace(-3, 1, 41), 6)))
 KNN_KS = (5, 10, 20, 50, 100)
+MARGIN_RESAMPLES = 1000  # bootstrap resamples of the records behind each frontier margin's interval
 RIDGE_ALPHAS = ridge.ALPHAS
 
 
@@ -243,6 +244,45 @@ def compare_frontiers(ours: Sequence[PolicyResult], theirs: Sequence[PolicyResul
     }
 
 
+def margin_interval(
+    truth: OutcomeMatrix,
+    ours: Estimates,
+    theirs: Estimates,
+    lambdas: Sequence[float],
+    *,
+    resamples: int = MARGIN_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The mean frontier margin (`compare_frontiers`) of `ours` over `theirs` on bootstrap resamples of
+    the records, each policy's picks held fixed: how far the margin moves with which records the test
+    file happens to hold. One test question is 1/n of quality, so a margin of a few questions either
+    way is within this interval; `share_at_or_above` is the share of resamples with margin >= 0."""
+    n = truth.score.shape[0]
+    rows = np.arange(n)[None, :]
+    picks = [np.stack([greedy_choice(e, lam) for lam in lambdas]) for e in (ours, theirs)]
+    scores = [truth.score[rows, c] for c in picks]  # [λ, n] true score of each λ policy's pick
+    costs = [truth.cost[rows, c] for c in picks]
+    rng = np.random.default_rng(seed)
+    margins = []
+    for _ in range(resamples):
+        counts = np.bincount(rng.integers(0, n, n), minlength=n)
+        ours_pts, theirs_pts = (
+            [PolicyResult("", float(q), float(c)) for q, c in zip(s @ counts / n, k @ counts, strict=True)]
+            for s, k in zip(scores, costs, strict=True)
+        )
+        margin = compare_frontiers(ours_pts, theirs_pts)["mean_margin"]
+        if margin is not None:
+            margins.append(margin)
+    if not margins:
+        return {"resamples": resamples, "ci95": None, "share_at_or_above": None}
+    low, high = np.quantile(margins, [0.025, 0.975])
+    return {
+        "resamples": resamples,
+        "ci95": [float(low), float(high)],
+        "share_at_or_above": float(np.mean(np.asarray(margins) >= -1e-9)),
+    }
+
+
 def frontier_area(
     points: Sequence[PolicyResult], low: float, high: float, floor: float, n: int = 41
 ) -> float:
@@ -324,7 +364,13 @@ def evaluate_policies(
         },
         "cost_ratio_at_best_single_quality": ratio(families.get("mtrouter", [])),
         "baselines": {f: {"cost_ratio_at_best_single_quality": ratio(families[f])} for f in others},
-        "frontier_comparison": {f: compare_frontiers(families["mtrouter"], families[f]) for f in others},
+        "frontier_comparison": {
+            f: {
+                **compare_frontiers(families["mtrouter"], families[f]),
+                "bootstrap": margin_interval(truth, estimates["mtrouter"], estimates[f], lambdas, seed=seed),
+            }
+            for f in others
+        },
         "policies": [asdict(p) for p in policies],
     }
     return report
@@ -340,6 +386,8 @@ def headline(report: Mapping[str, Any]) -> dict[str, float | None]:
         out[f"{family}_ratio"] = base["cost_ratio_at_best_single_quality"]
     for family, cmp in report["frontier_comparison"].items():
         out[f"margin_vs_{family}"] = cmp["mean_margin"]
+        interval = (cmp.get("bootstrap") or {}).get("ci95") or (None, None)
+        out[f"margin_vs_{family}_ci95_low"], out[f"margin_vs_{family}_ci95_high"] = interval
         out[f"min_margin_vs_{family}"] = cmp["min_margin"]
     return out
 
@@ -385,6 +433,16 @@ def fmt_number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _interval_text(bootstrap: Mapping[str, Any] | None) -> str:
+    if not bootstrap or bootstrap.get("ci95") is None:
+        return ""
+    low, high = bootstrap["ci95"]
+    return (
+        f" (95 % over {bootstrap['resamples']} resamples of the records: [{low:+.4f}, {high:+.4f}], "
+        f">= 0 in {bootstrap['share_at_or_above']:.2f} of them)"
+    )
+
+
 def format_report(report: Mapping[str, Any], title: str) -> str:
     """A plain-text summary: the headline ratios, the frontier comparison, then every policy by cost
     (for the λ sweeps only the Pareto points, the JSON has all of them)."""
@@ -407,6 +465,7 @@ def format_report(report: Mapping[str, Any], title: str) -> str:
             f"{cmp['compared']} points compared ({cmp['below_our_range']} cheaper than our cheapest), "
             f"at or above at {fmt_number(cmp['share_at_or_above'], 2)} of them, "
             f"min margin {fmt_number(cmp['min_margin'], 4)}, mean margin {fmt_number(cmp['mean_margin'], 4)}"
+            + _interval_text(cmp.get("bootstrap"))
         )
     if "over_seeds" in report:
         block = report["over_seeds"]

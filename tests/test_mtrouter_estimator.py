@@ -443,5 +443,8 @@ def test_cv_compares_ridge_schedules_and_ensembles_over_seeds(files: Path) -> No
     assert set(report["candidates"]) == {"ridge", "mlp[short]", "ensemble[short]", "knn", "linear"}
     assert len(report["candidates"]["ridge"]["frontier_merit"]["per_seed"]) == 2
     assert report["best_by_frontier_merit"] in {"ridge", "mlp[short]", "ensemble[short]"}
+    choices = report["auto_choice_per_seed"]["mlp[short]"]
+    assert len(choices) == 2 and set(choices) <= {"ridge", "ensemble", "mlp"}
     text = (files / "cv.txt").read_text()
     assert "3-fold cross-validation" in text and "ensemble[short]" in text
+    assert f"mlp[short]: {', '.join(choices)}" in text and f"{os.cpu_count()}-core machine" in text

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
@@ -55,6 +56,7 @@ from mcp_router.routing.mtrouter.train import (
     cross_validate,
     episode_folds,
     fit_estimator,
+    one_standard_error_choice,
     split_by_episode,
 )
 from mcp_router.store.embedding_file import SqliteCache
@@ -525,13 +527,32 @@ def cross_validate_files(
             zx, truth, sessions, record_folds, c_bar, replace(config, seed=seed)
         )
         merit = ev.frontier_merit(truth, {**candidates, **baselines}, lambdas)
+        per_fold = frontier_criterion(truth, lambdas)(oof, row_folds)
+        auto_choice = {
+            name: one_standard_error_choice(
+                {
+                    "ridge": per_fold["ridge"],
+                    "ensemble": per_fold[name.replace("mlp", "ensemble", 1)],
+                    "mlp": per_fold[name],
+                }
+            )[0]
+            for name in schedules
+        }
         reports = {
             kind: ev.evaluate_policies(
                 truth, {"mtrouter": est, **baselines}, train_means(truth), lambdas=lambdas, seed=seed
             )
             for kind, est in candidates.items()
         }
-        runs.append({"seed": seed, "cv_seconds": round(seconds, 2), "merit": merit, "reports": reports})
+        runs.append(
+            {
+                "seed": seed,
+                "cv_seconds": round(seconds, 2),
+                "merit": merit,
+                "auto_choice": auto_choice,
+                "reports": reports,
+            }
+        )
     kinds = list(runs[0]["reports"])
     table = {
         kind: {
@@ -551,6 +572,8 @@ def cross_validate_files(
         "train_config": asdict(config),
         "schedules": {name: asdict(cfg) for name, cfg in schedules.items()},
         "cv_seconds_per_seed": [r["cv_seconds"] for r in runs],
+        "cores": os.cpu_count(),
+        "auto_choice_per_seed": {name: [r["auto_choice"][name] for r in runs] for name in schedules},
         "candidates": table,
         "best_by_frontier_merit": chosen,
         "shown": f"{chosen}, seed {runs[0]['seed']}",
@@ -591,9 +614,13 @@ def format_cross_validation(report: Mapping[str, Any], title: str) -> str:
     lines = [
         title,
         f"seeds {seeds}, {report['folds']} folds by session; training seconds per seed "
-        f"{report['cv_seconds_per_seed']} (all candidates' folds, 2-core machine, 1 torch thread)",
+        f"{report['cv_seconds_per_seed']} (all candidates' folds, {report['cores']}-core machine, "
+        "1 torch thread)",
         "merit: mean out-of-fold frontier quality between the cheapest and the best single model's cost "
-        "(higher is better; `--estimator auto` picks by it)",
+        "(higher is better)",
+        "auto's choice per seed (the least flexible of ridge, ensemble, MLP within one standard error of "
+        "the best mean fold merit): "
+        + "; ".join(f"{name}: {', '.join(kinds)}" for name, kinds in report["auto_choice_per_seed"].items()),
         "",
         f"{'candidate':<22} {'merit mean [min, max]':>28} {'ratio mean [min, max] (reached)':>40} "
         f"{'margin vs knn mean [min]':>26} {'margin vs linear mean [min]':>28}",

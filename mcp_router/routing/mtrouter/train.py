@@ -3,8 +3,9 @@
 `fit` trains the MLP network (stage 2); `fit_ridge` the per-model ridge (stage 1); `fit_estimator`
 either, their average (`ensemble`), or - with `auto` - the one that cross-validates best on the
 training rows alone: ridge while there are too few rows for the MLP (the reference's stage-2 entry
-condition), else whichever of ridge, MLP and ensemble wins on episode-grouped folds under a criterion
-the caller gives (full-information data: the quality-cost frontier; logged bandit data: held-out MSE).
+condition), else the least flexible of ridge, ensemble and MLP within one standard error of the best
+on episode-grouped folds, under a criterion the caller gives (full-information data: the quality-cost
+frontier; logged bandit data: held-out MSE).
 
 Only the logged action of each step is supervised: the loss is the IPS-weighted squared error of the
 score head against S'_t and of the cost head against log(1 + C̃_t), plus the residual regulariser.

@@ -68,14 +68,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     _report_arguments(evaluate)
     _seeds_argument(evaluate, "retrain the checkpoint's recipe with this many seeds and report each figure")
-    evaluate.add_argument(
-        "--jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help="--data: worker processes retraining the seeds side by side (default: the core count, "
-        f"{os.cpu_count() or 1} here); the figures do not depend on it",
-    )
+    _jobs_argument(evaluate, "--data: worker processes retraining the seeds side by side")
 
     cv = commands.add_parser(
         "cv", help="cross-validate ridge, MLP schedules and their ensemble on a training file (k-fold)"
@@ -92,6 +85,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "ref:epochs=100,val_fraction=0.1 (repeatable; default: the training flags alone)",
     )
     _seeds_argument(cv, "repeat with this many seeds (folds and training)")
+    _jobs_argument(cv, "worker processes cross-validating the seeds side by side")
     cv.add_argument("--json", metavar="FILE", help="write the report as JSON (and a .txt table beside it)")
     cv.add_argument("--cache", metavar="FILE", help="embedding cache (default: the user cache dir)")
     cv.add_argument("--embedder", choices=["minilm", "hashing"], default="minilm")
@@ -179,6 +173,17 @@ def _seeds_argument(parser: argparse.ArgumentParser, text: str) -> None:
     parser.add_argument("--seeds", type=int, default=5, metavar="N", help=f"{text} (default 5)")
 
 
+def _jobs_argument(parser: argparse.ArgumentParser, text: str) -> None:
+    cores = os.cpu_count() or 1
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=cores,
+        metavar="N",
+        help=f"{text} (default: the core count, {cores} here); the figures do not depend on it",
+    )
+
+
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", metavar="FILE", help="write the report as JSON (and a .txt table beside it)"
@@ -252,6 +257,7 @@ def run_offline(args: argparse.Namespace) -> int:
                 config=base,
                 schedules=_schedules(args.schedule, base),
                 seeds=args.seeds,
+                jobs=args.jobs,
                 json_out=json_out,
             )
             title = f"MTRouter {args.folds}-fold cross-validation on {Path(args.data).name}"

@@ -418,6 +418,26 @@ def test_eval_retrains_seeds_in_worker_processes_with_the_same_results(files: Pa
         )
 
 
+def test_cv_in_worker_processes_gives_the_same_report(files: Path) -> None:
+    def run(jobs: int) -> dict:
+        return cross_validate_files(
+            files / "train.jsonl",
+            files / "models.json",
+            folds=2,
+            embedder="hashing",
+            cache=files / "emb.sqlite",
+            config=TrainConfig(epochs=1, members=1),
+            seeds=2,
+            jobs=jobs,
+        )
+
+    one, two = run(1), run(2)
+    assert (
+        one["candidates"] == two["candidates"] and one["auto_choice_per_seed"] == two["auto_choice_per_seed"]
+    )
+    assert len(one["candidates"]["mlp"]["frontier_merit"]["per_seed"]) == 2
+
+
 def _pid(_: object) -> int:
     return os.getpid()
 

@@ -482,6 +482,7 @@ def cross_validate_files(
     schedules: Mapping[str, TrainConfig] | None = None,
     seeds: int = 1,
     threads: int = 1,
+    jobs: int = 1,
     lambdas: Sequence[float] = ev.DEFAULT_LAMBDAS,
     json_out: Path | None = None,
 ) -> dict[str, Any]:
@@ -494,12 +495,14 @@ def cross_validate_files(
     training seeds move together). Training targets use the whole file's c̄ and best-single its means
     (one scalar per model, all training data). Every candidate gets the headline figures over seeds
     and its frontier merit (`evaluate.frontier_area`, the criterion of `--estimator auto`); the top
-    level of the report is the best-merit candidate's first-seed report."""
+    level of the report is the best-merit candidate's first-seed report. `jobs` worker processes
+    cross-validate the seeds side by side; the results do not depend on it."""
     config = config or TrainConfig()
     schedules = dict(schedules or {"mlp": config})
-    if seeds < 1 or any(not name.startswith("mlp") for name in schedules):
+    if seeds < 1 or jobs < 1 or any(not name.startswith("mlp") for name in schedules):
         raise ValueError(
-            f"seeds must be >= 1 and schedule names start with 'mlp', got {seeds}, {list(schedules)}"
+            "seeds and jobs must be >= 1 and schedule names start with 'mlp', got "
+            f"{seeds}, {jobs}, {list(schedules)}"
         )
     records = read_records(Path(data))
     specs = load_pool(Path(models), records)
@@ -509,19 +512,13 @@ def cross_validate_files(
     rows, c_bar = training_set(records, zx, truth)
     sessions, m = np.array([r.session for r in records]), len(specs)
     runs = []
-    for k in range(seeds):
-        seed = config.seed + k
+    seed_list = [config.seed + k for k in range(seeds)]
+    fit_folds = functools.partial(
+        _cv_predictions, rows, specs, encoder.encoder_id, c_bar, schedules, sessions, folds, threads
+    )
+    for seed, (oof, seconds) in zip(seed_list, _map_in_processes(fit_folds, seed_list, jobs), strict=True):
         record_folds = episode_folds(sessions, folds, seed)
-        row_folds = [(f[:, None] * m + np.arange(m)).ravel() for f in record_folds]
-        oof, seconds = cross_validate(
-            rows,
-            specs,
-            encoder_id=encoder.encoder_id,
-            c_bar=c_bar,
-            configs={name: replace(cfg, seed=seed) for name, cfg in schedules.items()},
-            folds=row_folds,
-            threads=threads,
-        )
+        row_folds = _row_folds(record_folds, m)
         candidates = {kind: _per_record(p, m) for kind, p in oof.items()}
         baselines = _out_of_fold_baselines(
             zx, truth, sessions, record_folds, c_bar, replace(config, seed=seed)
@@ -586,6 +583,35 @@ def cross_validate_files(
         json_out.write_text(json.dumps(report, indent=2) + "\n")
         json_out.with_suffix(".txt").write_text(format_cross_validation(report, title))
     return report
+
+
+def _row_folds(record_folds: Sequence[np.ndarray], m: int) -> list[np.ndarray]:
+    """Record folds -> row folds of the full-information training set (m rows per record)."""
+    return [(f[:, None] * m + np.arange(m)).ravel() for f in record_folds]
+
+
+def _cv_predictions(
+    rows: TrainingSet,
+    specs: Sequence[ModelSpec],
+    encoder_id: str,
+    c_bar: float,
+    schedules: Mapping[str, TrainConfig],
+    sessions: np.ndarray,
+    folds: int,
+    threads: int,
+    seed: int,
+) -> tuple[dict[str, Predictions], float]:
+    """One seed of `cross_validate_files`: every candidate's out-of-fold predictions and the seconds
+    spent (module level, so a worker process can run it)."""
+    return cross_validate(
+        rows,
+        specs,
+        encoder_id=encoder_id,
+        c_bar=c_bar,
+        configs={name: replace(cfg, seed=seed) for name, cfg in schedules.items()},
+        folds=_row_folds(episode_folds(sessions, folds, seed), len(specs)),
+        threads=threads,
+    )
 
 
 def _out_of_fold_baselines(

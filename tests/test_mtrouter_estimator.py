@@ -388,6 +388,12 @@ def test_eval_over_seeds_retrains_the_recipe_and_reports_every_figure_per_seed(f
     ratio = block["summary"]["mtrouter_ratio"]
     assert len(ratio["per_seed"]) == 3 and ratio["per_seed"][0] == report["cost_ratio_at_best_single_quality"]
     assert set(block["summary"]) >= {"knn_ratio", "linear_ratio", "margin_vs_knn", "margin_vs_linear"}
+    for family in ("knn", "linear"):
+        low, high, margin, share = (
+            block["summary"][f"margin_vs_{family}{suffix}"]["per_seed"][0]
+            for suffix in ("_ci95_low", "_ci95_high", "", "_share_ge_0")
+        )
+        assert low <= margin <= high and 0.0 <= share <= 1.0
     assert "over 3 training seeds" in (files / "eval.txt").read_text()
 
 

@@ -386,8 +386,10 @@ def headline(report: Mapping[str, Any]) -> dict[str, float | None]:
         out[f"{family}_ratio"] = base["cost_ratio_at_best_single_quality"]
     for family, cmp in report["frontier_comparison"].items():
         out[f"margin_vs_{family}"] = cmp["mean_margin"]
-        interval = (cmp.get("bootstrap") or {}).get("ci95") or (None, None)
+        bootstrap = cmp.get("bootstrap") or {}
+        interval = bootstrap.get("ci95") or (None, None)
         out[f"margin_vs_{family}_ci95_low"], out[f"margin_vs_{family}_ci95_high"] = interval
+        out[f"margin_vs_{family}_share_ge_0"] = bootstrap.get("share_at_or_above")
         out[f"min_margin_vs_{family}"] = cmp["min_margin"]
     return out
 
@@ -414,14 +416,15 @@ def format_seeds(summary: Mapping[str, Mapping[str, Any]], seeds: Sequence[int])
     lines = [f"{'figure over seeds ' + str(list(seeds)):<34} {'mean':>8} {'min':>8} {'max':>8}  per seed"]
     lines.append("-" * 100)
     for key, s in summary.items():
-        digits = 4 if "margin" in key else 3
+        digits = 2 if key.endswith("share_ge_0") else 4 if "margin" in key else 3
         per_seed = ", ".join("–" if v is None else f"{v:.{digits}f}" for v in s["per_seed"])
         lines.append(
             f"{key:<34} {fmt_number(s['mean'], digits):>8} {fmt_number(s['min'], digits):>8} "
             f"{fmt_number(s['max'], digits):>8}  [{per_seed}] ({s['defined']} defined)"
         )
     lines.append(
-        "(ratio: cost_ratio_at_best_single_quality, – = no λ reaches it; margin: mean frontier margin)"
+        "(ratio: cost_ratio_at_best_single_quality, – = no λ reaches it; margin: mean frontier margin; "
+        "ci95 and share_ge_0: its 95 % interval and the share of resamples >= 0, test records resampled)"
     )
     return "\n".join(lines) + "\n"
 

@@ -482,8 +482,8 @@ def one_standard_error_choice(merit: Mapping[str, np.ndarray]) -> tuple[str, dic
     """The least flexible kind (`SIMPLEST_FIRST`) whose mean fold merit is within one standard error of
     the best kind's; the error is that of the paired per-fold difference from the best.
 
-    Why not the best mean alone: the kinds' out-of-fold merits differ by less than they move between
-    folds and training seeds, so picking the top mean picks noise as often as skill. This is the
+    Why not the best mean alone: the kinds' out-of-fold merits often differ by less than they move
+    between folds and training seeds, so the top mean can be a fold's luck. This is the
     one-standard-error rule of cross-validation (Hastie, Tibshirani and Friedman, ESL §7.10): prefer
     the simpler model unless the more flexible one is better by more than CV can resolve."""
     means = {k: float(np.mean(v)) for k, v in merit.items()}

@@ -146,7 +146,7 @@ def test_auto_keeps_the_less_flexible_kind_unless_the_better_mean_is_beyond_one_
     assert one_standard_error_choice({k: np.array(v) for k, v in steady.items()})[0] == "ensemble"
     # a tie of means goes to the least flexible kind
     tie = {k: np.array([0.5, 0.6]) for k in ("ridge", "ensemble", "mlp")}
-    assert one_standard_error_choice(tie) == ("ridge", one_standard_error_choice(tie)[1])
+    assert one_standard_error_choice(tie)[0] == "ridge"
     # a ridge within one error of the best is kept, even when a flexible kind has the best mean
     noisy = {"ridge": [0.60, 0.64, 0.56], "ensemble": [0.62, 0.61, 0.60], "mlp": [0.63, 0.60, 0.59]}
     kind, why = one_standard_error_choice({k: np.array(v) for k, v in noisy.items()})

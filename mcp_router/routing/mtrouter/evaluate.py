@@ -386,10 +386,10 @@ def headline(report: Mapping[str, Any]) -> dict[str, float | None]:
         out[f"{family}_ratio"] = base["cost_ratio_at_best_single_quality"]
     for family, cmp in report["frontier_comparison"].items():
         out[f"margin_vs_{family}"] = cmp["mean_margin"]
-        bootstrap = cmp.get("bootstrap") or {}
-        interval = bootstrap.get("ci95") or (None, None)
+        bootstrap = cmp["bootstrap"]
+        interval = bootstrap["ci95"] or (None, None)  # None when no point could be compared
         out[f"margin_vs_{family}_ci95_low"], out[f"margin_vs_{family}_ci95_high"] = interval
-        out[f"margin_vs_{family}_share_ge_0"] = bootstrap.get("share_at_or_above")
+        out[f"margin_vs_{family}_share_ge_0"] = bootstrap["share_at_or_above"]
         out[f"min_margin_vs_{family}"] = cmp["min_margin"]
     return out
 
@@ -436,8 +436,8 @@ def fmt_number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _interval_text(bootstrap: Mapping[str, Any] | None) -> str:
-    if not bootstrap or bootstrap.get("ci95") is None:
+def _interval_text(bootstrap: Mapping[str, Any]) -> str:
+    if bootstrap["ci95"] is None:
         return ""
     low, high = bootstrap["ci95"]
     return (
@@ -468,7 +468,7 @@ def format_report(report: Mapping[str, Any], title: str) -> str:
             f"{cmp['compared']} points compared ({cmp['below_our_range']} cheaper than our cheapest), "
             f"at or above at {fmt_number(cmp['share_at_or_above'], 2)} of them, "
             f"min margin {fmt_number(cmp['min_margin'], 4)}, mean margin {fmt_number(cmp['mean_margin'], 4)}"
-            + _interval_text(cmp.get("bootstrap"))
+            + _interval_text(cmp["bootstrap"])
         )
     if "over_seeds" in report:
         block = report["over_seeds"]

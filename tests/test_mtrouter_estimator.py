@@ -394,7 +394,9 @@ def test_eval_over_seeds_retrains_the_recipe_and_reports_every_figure_per_seed(f
             for suffix in ("_ci95_low", "_ci95_high", "", "_share_ge_0")
         )
         assert low <= margin <= high and 0.0 <= share <= 1.0
-    assert "over 3 training seeds" in (files / "eval.txt").read_text()
+    assert block["cores"] == os.cpu_count() and block["jobs"] == 1
+    text = (files / "eval.txt").read_text()
+    assert "over 3 training seeds" in text and f"{os.cpu_count()} cores, 1 seed(s) at a time" in text
 
 
 def test_eval_retrains_seeds_in_worker_processes_with_the_same_results(files: Path) -> None:

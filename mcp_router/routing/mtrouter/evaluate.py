@@ -480,7 +480,10 @@ def format_report(report: Mapping[str, Any], title: str) -> str:
         fits = ", ".join(f"{run['fit_seconds']}" for run in block["runs"])
         kinds = ", ".join(run["estimator"] for run in block["runs"])
         lines.append(f"estimator per seed ({block['estimator_requested']} requested): [{kinds}]")
-        lines.append(f"fit seconds per seed (cross-validation included): [{fits}]")
+        lines.append(
+            f"fit seconds per seed (cross-validation included; {block['cores']} cores, "
+            f"{block['jobs']} seed(s) at a time): [{fits}]"
+        )
     points = [PolicyResult(**p) for p in report["policies"]]
     swept = {p.family for p in points if p.lam is not None}
     fronts = {q.name for f in swept for q in pareto([p for p in points if p.family == f])}

@@ -345,7 +345,7 @@ def evaluate_files(
         )
         retrained = _map_in_processes(fit_one, configs, jobs)
         report["over_seeds"] = _seed_block(
-            [report, *(one(c, cfg) for c, cfg in zip(retrained, configs, strict=True))], requested
+            [report, *(one(c, cfg) for c, cfg in zip(retrained, configs, strict=True))], requested, jobs
         )
     title = title or f"MTRouter offline evaluation on {data.name}"
     _write_outputs(report, title, json_out, plot)
@@ -375,11 +375,13 @@ def _map_in_processes(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int)
         return list(pool.map(fn, items))
 
 
-def _seed_block(runs: Sequence[dict[str, Any]], requested: str) -> dict[str, Any]:
+def _seed_block(runs: Sequence[dict[str, Any]], requested: str, jobs: int) -> dict[str, Any]:
     headlines = [ev.headline(r) for r in runs]
     return {
         "seeds": [r["training"]["train"]["seed"] for r in runs],
         "estimator_requested": requested,
+        "cores": os.cpu_count(),
+        "jobs": jobs,  # seeds retrained side by side: the fit seconds depend on it
         "summary": ev.summarise_seeds(headlines),
         "runs": [
             {

@@ -446,6 +446,17 @@ def test_cv_in_worker_processes_gives_the_same_report(files: Path) -> None:
     assert len(one["candidates"]["mlp"]["frontier_merit"]["per_seed"]) == 2
 
 
+def test_cv_names_each_bad_argument(files: Path) -> None:
+    with pytest.raises(ValueError) as caught:
+        cross_validate_files(
+            files / "train.jsonl", files / "models.json", seeds=0, jobs=0, schedules={"bag": TrainConfig()}
+        )
+    assert str(caught.value) == (
+        "seeds must be >= 1, got 0; jobs must be >= 1, got 0; "
+        "schedule names must start with 'mlp', got ['bag']"
+    )
+
+
 def _pid(_: object) -> int:
     return os.getpid()
 

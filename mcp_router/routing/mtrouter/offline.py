@@ -501,11 +501,20 @@ def cross_validate_files(
     cross-validate the seeds side by side; the results do not depend on it."""
     config = config or TrainConfig()
     schedules = dict(schedules or {"mlp": config})
-    if seeds < 1 or jobs < 1 or any(not name.startswith("mlp") for name in schedules):
-        raise ValueError(
-            "seeds and jobs must be >= 1 and schedule names start with 'mlp', got "
-            f"{seeds}, {jobs}, {list(schedules)}"
+    problems = [
+        text
+        for text, bad in (
+            (f"seeds must be >= 1, got {seeds}", seeds < 1),
+            (f"jobs must be >= 1, got {jobs}", jobs < 1),
+            (
+                f"schedule names must start with 'mlp', got {list(schedules)}",
+                any(not name.startswith("mlp") for name in schedules),
+            ),
         )
+        if bad
+    ]
+    if problems:
+        raise ValueError("; ".join(problems))
     records = read_records(Path(data))
     specs = load_pool(Path(models), records)
     encoder = make_encoder(embedder, packing, cache, minilm)
